@@ -1,0 +1,72 @@
+"""The exception tree; every message says what went wrong and what to do about it.
+
+    AlertbotError
+    ├── ConfigError          configuration file or environment is invalid
+    ├── RuleError            one or more rule files are invalid (carries every Problem)
+    ├── FeedError            one feed could not be fetched or parsed
+    │   ├── FeedGone         410, or 404 for a day: the feed is disabled
+    │   └── FeedThrottled    429/503 with Retry-After: try again later
+    ├── StoreError           the database cannot be used
+    │   └── AlreadyRunning   another alertbot process holds the database
+    └── DeliveryError        a message could not be delivered
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class AlertbotError(Exception):
+    """Base class: anything alertbot reports to its user in words."""
+
+
+class ConfigError(AlertbotError):
+    """The configuration is invalid; the message names file, line and key."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in one rule file, printed as ``FILE:LINE: message``."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class RuleError(AlertbotError):
+    """The rule set is invalid; nothing of it was loaded."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.path, p.line, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class FeedError(AlertbotError):
+    """A feed failed this time; the poller records it on the feed and goes on."""
+
+
+class FeedGone(FeedError):
+    """The feed is gone for good (410, or 404 for a day); it is disabled."""
+
+
+class FeedThrottled(FeedError):
+    """The server asked us to come back later."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreError(AlertbotError):
+    """The database cannot be opened or written."""
+
+
+class AlreadyRunning(StoreError):
+    """Another alertbot process is running on this database."""
+
+
+class DeliveryError(AlertbotError):
+    """A message could not be delivered to Telegram."""

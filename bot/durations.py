@@ -1,0 +1,31 @@
+"""Durations as people write them in rules and configuration: 30s, 10m, 6h, 1d, or seconds."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in `value`; raises ValueError saying what is accepted."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 6h or 1d")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value!r} is negative; a duration is 0 or more")
+        return float(value)
+    m = _DURATION.fullmatch(str(value).lower()) if isinstance(value, str) else None
+    if not m:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 6h or 1d")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest exact way to write `seconds` (3600 -> '1h')."""
+    for unit in ("w", "d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,200 @@
+"""Topic rules: the YAML rule language, its validation (FILE:LINE errors), and loading a rule set.
+
+The rule language
+=================
+One rule per file, ``rules/<id>.yaml``::
+
+    id: taiwan-exercises            # optional: defaults to the file name; a-z, 0-9 and dashes
+    title: PRC military exercises around Taiwan
+    description: Drills, blockades and named operations of the PLA around Taiwan
+    level: high                     # low | medium | high | critical (default medium)
+    feeds: [isw, reuters]           # optional: only items from these feeds (by feed name)
+    fields: [title, content]        # optional: where to look (default both)
+    terms:                          # named groups of aliases, used as @name
+      taiwan: [Taiwan, Taipei, "Taiwan Strait", Kinmen, Penghu, Тайвань]
+      china: ["=PLA", PRC, China, Chinese, "Eastern Theater Command"]
+      drills: [exercise*, drill*, live-fire, blockade, encircl*, "Joint Sword*"]
+      places: ports.txt             # or a text file next to the rule: one term per line
+    match:
+      all: ["@taiwan", "@china", "@drills"]
+      none: ["stock option*"]
+    within: sentence                # item | paragraph | sentence (default) | a number of words
+    throttle: 6h                    # the same rule alerts a story at most once per 6 hours
+    tests:
+      match: ["China's PLA began live-fire drills encircling Taiwan on Monday."]
+      no_match: ["Taiwan Semiconductor staff may exercise stock options."]
+
+Terms
+-----
+- ``Kursk``, ``Taiwan Strait``: a word or phrase, matched as whole words, ignoring case and
+  accents in any script (NFKC, casefold, diacritics removed: "Kýiv" = "kyiv", "й" = "и").
+  Punctuation, hyphens and line breaks between words don't matter: ``live-fire`` finds
+  "live fire", and "China's" contains the word ``china``.
+- ``drill*``, ``Курск*``: a trailing ``*`` matches any ending of the last word (drills,
+  drilling; Курская, Курской). At least 3 letters must come before the ``*``.
+- ``=PLA``: a leading ``=`` matches case-sensitively, for acronyms ("PLA", not "pla").
+- ``/\\bJoint Sword-20\\d\\d[AB]?\\b/``: a regular expression (RE2 syntax, case-insensitive,
+  run on the NFKC text). RE2 runs in linear time, so no pattern can hang the bot.
+
+Groups
+------
+``terms:`` in a rule defines groups for that rule. Shared groups live in ``rules/terms/``:
+``*.yaml`` files map group names to term lists, and ``<name>.txt`` is group ``<name>``, one term
+per line (``#`` starts a comment), so a gazetteer of thousands of places is one word in a rule.
+A rule's own group shadows a shared group of the same name.
+
+Match
+-----
+``match`` has ``all`` (every item present), ``any`` (at least one present) and ``none`` (none
+present); items are terms written inline, ``@group`` (any of its terms), or nested mappings of
+the same shape: ``any: [{all: ["@port", "@strike"]}, "@blockade"]``.
+
+Windows
+-------
+``within`` says how close the evidence must be. The positive part (``all``/``any``) must be
+satisfied inside one window: a sentence, a paragraph, the whole item (title and text), or N
+words. A ``none`` term vetoes only the windows that contain it: "the submarine Kursk" in one
+sentence does not veto a sentence about fighting in Kursk Oblast further on. A title is a
+window of its own.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import re2
+
+from bot.errors import RuleError
+from bot.text import canonical
+
+if TYPE_CHECKING:
+    from bot.matcher import Rulebook
+
+LEVELS = ("low", "medium", "high", "critical")
+FIELDS = ("title", "content")
+WINDOWS = ("item", "paragraph", "sentence")
+RULE_KEYS = "id title description level feeds fields terms match within throttle tests".split()
+MAX_DEPTH = 8
+MIN_PREFIX = 3
+_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One term as written, and the canonical key the matcher looks for."""
+
+    text: str  # as written in the rule
+    kind: str  # "word" (whole words), "prefix" (trailing *), "regex"
+    key: str  # canonical " a b " / " a b" for prefix; the pattern for regex
+    cased_key: str = ""  # for case-sensitive terms: the canonical key with case kept
+
+    @property
+    def case_sensitive(self) -> bool:
+        return bool(self.cased_key)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A match item: an inline term or a @group, present when any of its terms is."""
+
+    name: str  # "@group" or the term as written
+    terms: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Expr:
+    """all / any / none over leaves and nested expressions."""
+
+    all: tuple[Expr | Leaf, ...] = ()
+    any: tuple[Expr | Leaf, ...] = ()
+    none: tuple[Expr | Leaf, ...] = ()
+
+
+@dataclass(frozen=True)
+class Example:
+    """A test text embedded in a rule, with the line it was written on."""
+
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated topic rule."""
+
+    id: str
+    title: str
+    description: str
+    level: str
+    match: Expr
+    within: str | int = "sentence"
+    feeds: tuple[str, ...] = ()
+    fields: tuple[str, ...] = FIELDS
+    throttle: float = 0.0
+    should_match: tuple[Example, ...] = ()
+    should_not_match: tuple[Example, ...] = ()
+    path: str = ""
+    line: int = 1
+
+
+def parse_term(raw: object) -> Term:
+    """A term from its written form; raises ValueError saying what is wrong."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise ValueError(f"a term must be text, not {type(raw).__name__}")
+    text = str(raw).strip()
+    if len(text) > 2 and text.startswith("/") and text.endswith("/"):
+        return Term(text, "regex", _compile_regex(text[1:-1]).pattern)
+    cased = text.startswith("=")
+    body = text[1:].strip() if cased else text
+    kind = "prefix" if body.endswith("*") else "word"
+    stem = body[:-1] if kind == "prefix" else body
+    if "*" in stem:
+        raise ValueError(f"'{text}': '*' may only end a term")
+    words = canonical(stem).strip()
+    if not words:
+        raise ValueError(f"'{text}' has no letters or digits")
+    if kind == "prefix" and len(words.split()[-1]) < MIN_PREFIX:
+        raise ValueError(
+            f"'{text}': a wildcard needs at least {MIN_PREFIX} letters before '*' "
+            "(shorter ones match too much)"
+        )
+    key = " " + words + (" " if kind == "word" else "")
+    cased_key = canonical(stem, keep_case=True).rstrip() + (" " if kind == "word" else "")
+    return Term(text, kind, key, cased_key if cased else "")
+
+
+def _compile_regex(pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(f"invalid regular expression /{pattern}/: {reason}") from None
+
+
+def compile_regex(pattern: str) -> Any:
+    """The RE2 program for a regex term's pattern (case-insensitive)."""
+    return _compile_regex(pattern)
+
+
+def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean X?)' when something close exists, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_rules(path: Path | str) -> Rulebook:
+    """Every rule under `path` (a folder or one file), compiled; RuleError lists every problem."""
+    from bot.matcher import Rulebook
+    from bot.rulefile import read_rule_set
+
+    rules, problems = read_rule_set(Path(path))
+    if problems:
+        raise RuleError(problems)
+    return Rulebook(rules)

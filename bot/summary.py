@@ -1,0 +1,116 @@
+"""Snippets: the sentences that made a rule fire, trimmed, with the matched terms marked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.models import Snippet
+from bot.rules import Term, compile_regex
+from bot.text import Token, canonical, tokens
+
+MAX_SNIPPETS = 3
+SNIPPET_CHARS = 300
+ELLIPSIS = "…"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A sentence of a field that holds some of a rule's terms."""
+
+    field: str
+    start: int
+    end: int
+    terms: tuple[Term, ...]
+
+
+def make_snippets(evidence: list[Evidence], texts: dict[str, str]) -> tuple[Snippet, ...]:
+    """At most three snippets, best first: most distinct terms, then earliest in the item."""
+    ranked = sorted(evidence, key=lambda e: (-len(e.terms), e.field != "content", e.start))
+    out = []
+    for ev in ranked[:MAX_SNIPPETS]:
+        sentence = texts[ev.field][ev.start : ev.end]
+        out.append(trim(sentence, find_terms(sentence, ev.terms)))
+    return tuple(out)
+
+
+def find_terms(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
+    """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
+    words = tokens(text)
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        if term.kind == "regex":
+            spans += [
+                m.span() for m in compile_regex(term.key).finditer(text) if m.end() > m.start()
+            ]
+        else:
+            spans += _word_spans(words, term)
+    return _merge(spans)
+
+
+def _word_spans(words: list[Token], term: Term) -> list[tuple[int, int]]:
+    wanted = term.key.split()
+    cased = term.cased_key.split() if term.case_sensitive else None
+    n = len(wanted)
+    spans = []
+    for i in range(len(words) - n + 1):
+        window = words[i : i + n]
+        if not all(
+            _same(w, want, j == n - 1 and term.kind == "prefix")
+            for j, (w, want) in enumerate(zip(window, wanted, strict=True))
+        ):
+            continue
+        if (
+            cased
+            and [canonical(w.original, keep_case=True).strip() for w in window][: n - 1]
+            != cased[: n - 1]
+        ):
+            continue
+        if cased and not canonical(window[-1].original, keep_case=True).strip().startswith(
+            cased[-1]
+        ):
+            continue
+        spans.append((window[0].start, window[-1].end))
+    return spans
+
+
+def _same(token: Token, wanted: str, prefix: bool) -> bool:
+    return token.folded.startswith(wanted) if prefix else token.folded == wanted
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def trim(text: str, highlights: list[tuple[int, int]], limit: int = SNIPPET_CHARS) -> Snippet:
+    """Cut `text` to about `limit` characters around its highlights, at word boundaries."""
+    text = text.strip()
+    if len(text) <= limit:
+        return Snippet(text, tuple(highlights))
+    first = highlights[0][0] if highlights else 0
+    last = highlights[-1][1] if highlights else 0
+    centre = (first + min(last, first + limit)) // 2
+    start = max(0, min(centre - limit // 2, len(text) - limit))
+    end = min(len(text), start + limit)
+    start, end = _word_boundary(text, start, end)
+    prefix = ELLIPSIS if start > 0 else ""
+    suffix = ELLIPSIS if end < len(text) else ""
+    shift = len(prefix) - start
+    kept = tuple((s + shift, e + shift) for s, e in highlights if s >= start and e <= end)
+    return Snippet(prefix + text[start:end] + suffix, kept)
+
+
+def _word_boundary(text: str, start: int, end: int) -> tuple[int, int]:
+    """Move the cut points inwards so no word is cut in half."""
+    if start > 0:
+        space = text.find(" ", start, end)
+        start = space + 1 if space != -1 else start
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start else end
+    return start, end

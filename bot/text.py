@@ -1,0 +1,162 @@
+"""Text normalisation: folding (NFKC, case, accents), canonical token strings, sentences.
+
+Matching never looks at raw text. A text is *canonicalised* into its words, folded and joined
+by single spaces, with a space at each end: ``" china s pla began live fire drills "``.
+Punctuation, hyphens, line breaks and runs of whitespace all become one space, so a phrase
+written ``live-fire`` (canonically ``" live fire "``) is found in "live fire", "live-fire" or
+"live\\nfire", and a whole-word test is a plain substring test with the spaces included.
+
+Folding is NFKC, then case folding, then accents removed (NFD without non-spacing marks), in
+any script: "Kýiv", "KYIV" and "kyiv" fold alike, and so do Cyrillic "й" and "и".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def _canonical_table() -> dict[int, str | None]:
+    """str.translate table: non-spacing marks vanish, anything not a letter/digit is a space."""
+    table: dict[int, str | None] = {}
+    ranges = [(0, 0x10000), (0x1F000, 0x1FB00)]  # the BMP, and emoji (often glued to words)
+    for low, high in ranges:
+        for code in range(low, high):
+            char = chr(code)
+            if char.isalnum():
+                continue
+            table[code] = None if unicodedata.category(char) == "Mn" else " "
+    table[ord("_")] = " "
+    return table
+
+
+def fold(text: str) -> str:
+    """NFKC, casefold and strip accents; keeps every other character as it is."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+def canonical(text: str, *, keep_case: bool = False) -> str:
+    """The text's words, folded, joined by single spaces, with a space at both ends."""
+    text = unicodedata.normalize("NFKC", text)
+    if not keep_case:
+        text = text.casefold()
+    if not text.isascii():
+        text = unicodedata.normalize("NFD", text)
+    words = text.translate(_canonical_table()).split()
+    return " " + " ".join(words) + " " if words else " "
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One word of a display text: where it is, and its folded form."""
+
+    start: int
+    end: int
+    folded: str
+    original: str
+
+
+def tokens(text: str) -> list[Token]:
+    """Words of `text` with their character spans (for highlighting, not for the hot path)."""
+    out = []
+    for m in _WORD.finditer(text):
+        for part in canonical(m.group()).split():
+            # a word only splits further in odd cases (e.g. NFKC of "½"): keep the whole span
+            out.append(Token(m.start(), m.end(), part, m.group()))
+    return out
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a text: character span and the paragraph it belongs to."""
+
+    start: int
+    end: int
+    paragraph: int
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
+# A sentence ends at . ! ? … (plus closing quotes/brackets) followed by whitespace.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|\n+")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr st mt no vs etc gen lt col maj capt sgt adm cmdr gov sen rep pres prof "
+    "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp dept est approx fig "
+    "ул г им тов обл р".split()
+)
+
+
+def sentences(text: str) -> list[Sentence]:
+    """Split into sentences, never across paragraphs (blank lines)."""
+    out: list[Sentence] = []
+    for number, (p_start, p_end) in enumerate(_paragraph_spans(text)):
+        start = p_start
+        for m in _SENTENCE_END.finditer(text, p_start, p_end):
+            if _is_sentence_end(text, m, start):
+                _append_stripped(out, text, start, m.end(), number)
+                start = m.end()
+        _append_stripped(out, text, start, p_end, number)
+    return out
+
+
+def _paragraph_spans(text: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    return [s for s in spans if text[s[0] : s[1]].strip()]
+
+
+def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
+    """Tell a full stop from an abbreviation, an initial or a decimal point."""
+    if m.group().startswith("\n"):
+        return _line_ends_sentence(text, sentence_start, m.start())
+    following = text[m.end() : m.end() + 1]
+    if following and (following.islower() or following in ",;:"):
+        return False
+    if m.group()[0] != ".":
+        return True
+    word = text[sentence_start : m.start()].rsplit(None, 1)[-1:] or [""]
+    last = word[0].lstrip("(\"'“‘«").casefold()
+    if len(last) == 1 and last.isalpha():
+        return False  # an initial: "J. Smith", "U.S."
+    return last not in _ABBREVIATIONS and not re.fullmatch(r"(?:\w\.)+\w", last)
+
+
+def _line_ends_sentence(text: str, sentence_start: int, line_end: int) -> bool:
+    """A line break ends a sentence after punctuation, or after a short heading-like line."""
+    line_start = max(sentence_start, text.rfind("\n", 0, line_end) + 1)
+    line = text[line_start:line_end].rstrip()
+    if not line:
+        return False
+    return line[-1] in ".!?…:;\"'”’»)" or len(line) < 60
+
+
+def _append_stripped(out: list[Sentence], text: str, start: int, end: int, par: int) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if start < end:
+        out.append(Sentence(start, end, par))
+
+
+def is_text(data: bytes) -> bool:
+    """True when bytes look like text we can read (UTF-8, no NUL bytes)."""
+    if b"\x00" in data[:65536]:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -14,9 +14,13 @@ How an item is matched:
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+import re
+import unicodedata
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -24,7 +28,7 @@ import ahocorasick
 from bot.models import Item, Match, Window
 from bot.rules import Expr, Leaf, Rule, Term, compile_regex
 from bot.summary import Evidence, make_snippets
-from bot.text import canonical, sentences
+from bot.text import BOUNDARY, canonical, sentences
 
 Node = Any  # frozenset[int] (a leaf: its term ids) or _Node
 
@@ -74,18 +78,26 @@ class Rulebook:
         self._terms: list[Term] = []
         self._term_ids: dict[Term, int] = {}
         self._compiled = [self._compile_rule(rule) for rule in self.rules]
-        self._term_rules: dict[int, list[int]] = defaultdict(list)
+        # term -> (rule, required part): a rule is evaluated only when every part it requires
+        # has a term in the item, which counting the distinct pairs tells without evaluating
+        self._term_slots: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        self._parts_needed: list[int] = []
+        self._unconstrained: dict[int, list[int]] = defaultdict(list)  # rules requiring no part
         for index, compiled in enumerate(self._compiled):
-            for term_id in compiled.positive:
-                self._term_rules[term_id].append(index)
+            required = _required_parts(compiled.expr)
+            for part_no, part in enumerate(required):
+                for term_id in part:
+                    self._term_slots[term_id].append((index, part_no))
+            self._parts_needed.append(len(required))
+            for term_id in compiled.positive if not required else ():
+                self._unconstrained[term_id].append(index)
         self._automaton = self._build_automaton()
         self._regexes = [
             (i, compile_regex(t.key)) for i, t in enumerate(self._terms) if t.kind == "regex"
         ]
         self._cased = {i for i, t in enumerate(self._terms) if t.case_sensitive}
-        self._always = sorted(
-            {i for term_id, _ in self._regexes for i in self._term_rules.get(term_id, [])}
-        )
+        regex_ids = {term_id for term_id, _ in self._regexes}
+        self._always = {i for i, c in enumerate(self._compiled) if c.positive & regex_ids}
 
     def get(self, rule_id: str) -> Rule | None:
         """The rule with this id, if loaded."""
@@ -154,11 +166,10 @@ class Rulebook:
         return matches
 
     def _scan(self, canon: str) -> set[int]:
-        found: set[int] = set()
-        if self._automaton is not None:
-            for _, (_, ids) in self._automaton.iter(canon):
-                found.update(ids)
-        return found
+        if self._automaton is None:
+            return set()
+        keys = set(map(itemgetter(1), self._automaton.iter(canon)))  # C speed; few distinct
+        return set().union(*map(itemgetter(1), keys))
 
     def _scan_field(self, text: str) -> set[int]:
         if not text:
@@ -166,9 +177,8 @@ class Rulebook:
         found = self._scan(canonical(text))
         if found & self._cased:
             found -= self._absent_cased(found & self._cased, text)
-        for term_id, regex in self._regexes:
-            if regex.search(text):
-                found.add(term_id)
+        nfkc = unicodedata.normalize("NFKC", text) if self._regexes else text
+        found.update(term_id for term_id, regex in self._regexes if regex.search(nfkc))
         return found
 
     def _absent_cased(self, ids: Iterable[int], text: str) -> set[int]:
@@ -176,10 +186,16 @@ class Rulebook:
         return {i for i in ids if self._terms[i].cased_key not in cased}
 
     def _candidates(self, item: Item, present: dict[str, set[int]]) -> list[_CompiledRule]:
-        touched = set(self._always)
-        for ids in present.values():
-            for term_id in ids:
-                touched.update(self._term_rules.get(term_id, ()))
+        present_ids = set().union(*present.values())
+        slots = self._term_slots
+        # distinct (rule, required part) pairs present, counted per rule, all at C speed
+        parts = set(chain.from_iterable(slots[t] for t in present_ids if t in slots))
+        counts = Counter(map(itemgetter(0), parts))
+        need = self._parts_needed
+        touched = {i for i, n in counts.items() if n == need[i]}
+        touched.update(self._always)
+        for term_id in present_ids:
+            touched.update(self._unconstrained.get(term_id, ()))
         out = []
         for index in sorted(touched):
             compiled = self._compiled[index]
@@ -193,38 +209,42 @@ class Rulebook:
 
     def _analyse(self, text: str, field_name: str) -> list[_Sentence]:
         """Sentences of one field with the terms found in each (only for candidate items)."""
-        out, word_start = [], 0
-        spans = [(0, len(text), 0)] if field_name == "title" else None
-        if spans is None:
+        if field_name == "title":
+            spans = [(0, len(text), 0)] if text.strip() else []
+        else:
             spans = [(s.start, s.end, s.paragraph) for s in sentences(text)]
-        for start, end, paragraph in spans:
-            sentence = _Sentence(field_name, start, end, paragraph)
-            canon = canonical(text[start:end])
-            self._hits_in(sentence, canon, text[start:end], word_start)
-            word_start += canon.count(" ") - 1
-            out.append(sentence)
+        out = [_Sentence(field_name, a, b, p) for a, b, p in spans]
+        if out and self._automaton is not None:
+            canon = canonical(BOUNDARY.join(text[a:b] for a, b, _ in spans))
+            self._hits_in(out, canon, text)
         self._regex_hits(out, text)
-        return [s for s in out if s.start < s.end]
+        return out
 
-    def _hits_in(self, sentence: _Sentence, canon: str, raw: str, word_start: int) -> None:
-        if self._automaton is None:
-            return
+    def _hits_in(self, out: list[_Sentence], canon: str, text: str) -> None:
+        """One scan of the joined sentences; each hit is credited to its sentence and word."""
+        marks = [m.start() for m in re.finditer(BOUNDARY, canon)]
         for end, (length, ids) in self._automaton.iter(canon):
-            word = word_start + canon.count(" ", 0, end - length + 2) - 1
+            start = end - length + 1
+            index = bisect.bisect_left(marks, start)
+            word = canon.count(" ", 0, start + 1) - 1 - index  # boundaries are not words
             for term_id in ids:
-                sentence.hits.setdefault(term_id, []).append(word)
-        cased = self._cased.intersection(sentence.hits)
-        for term_id in self._absent_cased(cased, raw) if cased else ():
-            del sentence.hits[term_id]
+                out[index].hits.setdefault(term_id, []).append(word)
+        for sentence in out:
+            cased = self._cased.intersection(sentence.hits)
+            raw = text[sentence.start : sentence.end]
+            for term_id in self._absent_cased(cased, raw) if cased else ():
+                del sentence.hits[term_id]
 
-    def _regex_hits(self, sentences_: list[_Sentence], text: str) -> None:
-        if not self._regexes or not sentences_:
+    def _regex_hits(self, out: list[_Sentence], text: str) -> None:
+        if not self._regexes or not out:
             return
-        starts = [s.start for s in sentences_]
+        text = unicodedata.normalize("NFKC", text)
+        starts = [s.start for s in out]
         for term_id, regex in self._regexes:
             for m in regex.finditer(text):
                 index = max(0, bisect.bisect_right(starts, m.start()) - 1)
-                sentences_[index].hits.setdefault(term_id, []).append(0)
+                word = len(canonical(text[: m.start()]).split())
+                out[index].hits.setdefault(term_id, []).append(word)
 
     def _match_rule(
         self, compiled: _CompiledRule, analysed: dict[str, list[_Sentence]], texts: dict[str, str]
@@ -244,6 +264,16 @@ class Rulebook:
             terms=tuple(t.text for t in terms),
             snippets=make_snippets(evidence, texts),
         )
+
+
+def _required_parts(expr: Node) -> list[frozenset[int]]:
+    """Term sets of which the item must contain at least one each, for the rule to fire."""
+    if isinstance(expr, frozenset):
+        return [expr]
+    parts = [child for child in expr.all if isinstance(child, frozenset)]
+    if expr.any and all(isinstance(child, frozenset) for child in expr.any):
+        parts.append(frozenset().union(*expr.any))
+    return parts
 
 
 def _present(window: list[_Sentence]) -> set[int]:

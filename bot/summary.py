@@ -49,28 +49,28 @@ def find_terms(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
 
 def _word_spans(words: list[Token], term: Term) -> list[tuple[int, int]]:
     wanted = term.key.split()
-    cased = term.cased_key.split() if term.case_sensitive else None
     n = len(wanted)
     spans = []
     for i in range(len(words) - n + 1):
         window = words[i : i + n]
-        if not all(
-            _same(w, want, j == n - 1 and term.kind == "prefix")
+        last_is_prefix = term.kind == "prefix"
+        if all(
+            _same(w, want, last_is_prefix and j == n - 1)
             for j, (w, want) in enumerate(zip(window, wanted, strict=True))
-        ):
-            continue
-        if (
-            cased
-            and [canonical(w.original, keep_case=True).strip() for w in window][: n - 1]
-            != cased[: n - 1]
-        ):
-            continue
-        if cased and not canonical(window[-1].original, keep_case=True).strip().startswith(
-            cased[-1]
-        ):
-            continue
-        spans.append((window[0].start, window[-1].end))
+        ) and _case_fits(window, term):
+            spans.append((window[0].start, window[-1].end))
     return spans
+
+
+def _case_fits(window: list[Token], term: Term) -> bool:
+    if not term.case_sensitive:
+        return True
+    written = canonical(" ".join(w.original for w in window), keep_case=True).strip()
+    return (
+        written.startswith(term.cased_key.strip())
+        if term.kind == "prefix"
+        else written == term.cased_key.strip()
+    )
 
 
 def _same(token: Token, wanted: str, prefix: bool) -> bool:

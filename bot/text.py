@@ -17,6 +17,10 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+# Joins sentences before canonicalising; it survives as a word of its own that no term
+# contains, so phrases never match across it (a private-use character: never in real text).
+BOUNDARY = "\ue000"
+
 
 @lru_cache(maxsize=1)
 def _canonical_table() -> dict[int, str | None]:
@@ -30,6 +34,8 @@ def _canonical_table() -> dict[int, str | None]:
                 continue
             table[code] = None if unicodedata.category(char) == "Mn" else " "
     table[ord("_")] = " "
+    table[0x02BC] = " "  # the Ukrainian apostrophe is a letter to Unicode, a separator to us
+    table[ord(BOUNDARY)] = f" {BOUNDARY} "
     return table
 
 
@@ -70,9 +76,10 @@ def tokens(text: str) -> list[Token]:
     """Words of `text` with their character spans (for highlighting, not for the hot path)."""
     out = []
     for m in _WORD.finditer(text):
-        for part in canonical(m.group()).split():
-            # a word only splits further in odd cases (e.g. NFKC of "½"): keep the whole span
-            out.append(Token(m.start(), m.end(), part, m.group()))
+        word = m.group()
+        parts = [word.lower()] if word.isascii() else canonical(word).split()
+        # a word only splits further in odd cases (e.g. NFKC of "½"): keep the whole span
+        out += [Token(m.start(), m.end(), part, word) for part in parts]
     return out
 
 

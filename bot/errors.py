@@ -1,14 +1,14 @@
 """The exception tree; every message says what went wrong and what to do about it.
 
-    AlertbotError
-    ├── ConfigError          configuration file or environment is invalid
-    ├── RuleError            one or more rule files are invalid (carries every Problem)
-    ├── FeedError            one feed could not be fetched or parsed
-    │   ├── FeedGone         410, or 404 for a day: the feed is disabled
-    │   └── FeedThrottled    429/503 with Retry-After: try again later
-    ├── StoreError           the database cannot be used
-    │   └── AlreadyRunning   another alertbot process holds the database
-    └── DeliveryError        a message could not be delivered
+AlertbotError
+├── ConfigError          configuration file or environment is invalid
+├── RuleError            one or more rule files are invalid (carries every Problem)
+├── FeedError            one feed could not be fetched or parsed
+│   ├── FeedGone         410, or 404 for a day: the feed is disabled
+│   └── FeedThrottled    429/503 with Retry-After: try again later
+├── StoreError           the database cannot be used
+│   └── AlreadyRunning   another alertbot process holds the database
+└── DeliveryError        a message could not be delivered
 """
 
 from __future__ import annotations
@@ -45,7 +45,14 @@ class RuleError(AlertbotError):
 
 
 class FeedError(AlertbotError):
-    """A feed failed this time; the poller records it on the feed and goes on."""
+    """A feed failed this time; the poller records it on the feed and goes on.
+
+    `status` is the HTTP status when the server answered (404, 500 …), else None.
+    """
+
+    def __init__(self, message: str = "", *, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class FeedGone(FeedError):
@@ -55,8 +62,8 @@ class FeedGone(FeedError):
 class FeedThrottled(FeedError):
     """The server asked us to come back later."""
 
-    def __init__(self, message: str, retry_after: float):
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float, *, status: int | None = None):
+        super().__init__(message, status=status)
         self.retry_after = retry_after
 
 

@@ -1,0 +1,232 @@
+"""bot.parse: golden feeds (fixtures/feeds/<name>.xml + <name>.json), text, links, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.parse import ParsedFeed, html_to_text, normalize_link, parse_feed, text_fingerprint
+
+FEEDS = Path(__file__).parent / "fixtures" / "feeds"
+GOLDEN = sorted(FEEDS.glob("*.xml"))
+
+
+def as_golden(parsed: ParsedFeed) -> dict[str, Any]:
+    items = []
+    for item in parsed.items:
+        row = {key: value for key, value in item.__dict__.items() if key != "feed"}
+        row["published"] = item.published.isoformat() if item.published else None
+        items.append(row)
+    return {"title": parsed.title, "version": parsed.version, "bozo": parsed.bozo, "items": items}
+
+
+@pytest.mark.parametrize("xml", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_golden_feed(xml: Path) -> None:
+    expected = json.loads(xml.with_suffix(".json").read_text(encoding="utf-8"))
+    parsed = parse_feed(xml.read_bytes(), expected["headers"], xml.stem, expected["url"])
+    assert as_golden(parsed) == {k: expected[k] for k in ("title", "version", "bozo", "items")}
+    assert all(item.feed == xml.stem for item in parsed.items)
+    assert parsed.problem is None
+
+
+def test_golden_set_covers_the_required_cases() -> None:
+    names = {p.stem for p in GOLDEN}
+    assert {"rss20", "atom", "html-heavy", "windows-1251", "koi8-r", "missing-fields"} <= names
+    assert {"empty"} <= names
+    assert all(p.with_suffix(".json").exists() for p in GOLDEN)
+
+
+def golden_items(name: str) -> list[Any]:
+    xml = FEEDS / f"{name}.xml"
+    expected = json.loads(xml.with_suffix(".json").read_text(encoding="utf-8"))
+    return parse_feed(xml.read_bytes(), expected["headers"], name, expected["url"]).items
+
+
+def test_published_is_aware_utc() -> None:
+    first = golden_items("rss20")[0]
+    assert first.published == datetime(2024, 10, 13, 22, 30, tzinfo=UTC)
+    assert first.published.utcoffset() is not None
+
+
+def test_uid_without_guid_or_link_hashes_title_date_and_text() -> None:
+    item = golden_items("missing-fields")[1]
+    title, date = "No guid, no link, has date", "Wed, 16 Oct 2024 11:00:00 GMT"
+    material = f"{title}\n{date}\nIdentified by a hash of title, date and text."
+    assert item.uid == "sha256:" + hashlib.sha256(material.encode()).hexdigest()
+    assert item.story_key == "text:" + text_fingerprint(item.title, item.text)
+
+
+def test_content_hash_is_title_and_text() -> None:
+    item = golden_items("rss20")[1]
+    digest = hashlib.sha256(f"{item.title}\n{item.text}".encode()).hexdigest()
+    assert item.content_hash == digest
+
+
+RSS_TEMPLATE = """<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{items}
+</channel></rss>"""
+
+
+def rss(*items: tuple[str, str, str]) -> bytes:
+    body = "".join(
+        f"<item><guid isPermaLink='false'>{guid}</guid><link>{link}</link>"
+        f"<description>{text}</description></item>"
+        for guid, link, text in items
+    )
+    return RSS_TEMPLATE.format(items=body).encode()
+
+
+def test_same_guid_and_link_twice_is_one_item() -> None:
+    body = rss(("g", "https://x.org/a", "first"), ("g", "https://x.org/a", "edited"))
+    assert [i.text for i in parse_feed(body, {}, "f", "https://x.org/feed").items] == ["first"]
+
+
+def test_same_guid_without_links_but_different_text_stays_two() -> None:
+    body = rss(("g", "", "one story"), ("g", "", "another story"))
+    items = parse_feed(body, {}, "f", "https://x.org/feed").items
+    assert [i.text for i in items] == ["one story", "another story"]
+    assert items[0].uid == "g" and items[1].uid.startswith("g#")
+
+
+def test_relative_links_join_the_feed_url_but_guids_stay_as_written() -> None:
+    body = rss(("item-7", "/news/7", "text"))
+    item = parse_feed(body, {}, "f", "https://x.org/feeds/main.xml").items[0]
+    assert (item.uid, item.link) == ("item-7", "https://x.org/news/7")
+
+
+def test_javascript_link_is_dropped() -> None:
+    item = parse_feed(rss(("g", "javascript:alert(1)", "t")), {}, "f", "https://x.org/").items[0]
+    assert item.link == "" and item.story_key.startswith("text:")
+
+
+# --- documents that are not (quite) feeds -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "problem"),
+    [
+        (
+            b"<!DOCTYPE html>\n<html><body><p>Welcome</p></body></html>",
+            "text/html",
+            "not a feed: the server sent an HTML page (a home, error or login page?); "
+            "check the feed's address (content-type: text/html)",
+        ),
+        (
+            b'{"items": []}',
+            "application/json",
+            "not a feed: the server sent JSON, not RSS or Atom (content-type: application/json)",
+        ),
+        (
+            b"\x00\x01garbage\xff",
+            "application/octet-stream",
+            "not a feed: the server sent something unreadable (not well-formed (invalid token)"
+            ") (content-type: application/octet-stream)",
+        ),
+        (b"", "text/xml", "not a feed: the server sent an empty body (content-type: text/xml)"),
+        (
+            b"<!-- cache: hit -->\n<HTML><body>Consent required</body></HTML>",
+            "application/rss+xml",
+            "not a feed: the server sent an HTML page (a home, error or login page?); "
+            "check the feed's address (content-type: application/rss+xml)",
+        ),
+    ],
+    ids=["html", "json", "garbage", "empty", "html-after-comment"],
+)
+def test_not_a_feed_has_a_problem(body: bytes, content_type: str, problem: str) -> None:
+    parsed = parse_feed(body, {"Content-Type": content_type}, "f", "https://x.org/feed")
+    assert parsed.items == []
+    assert parsed.problem == problem
+    assert parsed.bozo == problem
+
+
+def test_empty_feed_is_no_problem() -> None:
+    parsed = parse_feed((FEEDS / "empty.xml").read_bytes(), {}, "f", "https://x.org/feed")
+    assert (parsed.items, parsed.problem, parsed.title) == ([], None, "Nothing yet")
+
+
+def test_malformed_feed_still_yields_its_entries() -> None:
+    body = b'<rss version="2.0"><channel><item><title>A & B</title><link>https://x.org/a</link>'
+    parsed = parse_feed(body, {}, "f", "https://x.org/feed")
+    assert [i.title for i in parsed.items] == ["A & B"]
+    assert parsed.bozo == "malformed feed: not well-formed (invalid token)"
+    assert parsed.problem is None
+
+
+@pytest.mark.parametrize("sep", ["", "\n"])
+def test_billion_laughs_is_not_expanded(sep: str) -> None:
+    entities = sep.join(f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(2, 10))
+    body = (
+        f'<?xml version="1.0"?>\n<!DOCTYPE rss [{sep}<!ENTITY lol1 "lol">{sep}{entities}{sep}]>\n'
+        '<rss version="2.0"><channel><title>&lol9;</title>'
+        "<item><title>&lol9;</title><description>&lol9;</description></item></channel></rss>"
+    ).encode()
+    parsed = parse_feed(body, {"content-type": "application/rss+xml"}, "f", "https://x.org/")
+    assert parsed.bozo is not None
+    assert all(len(i.title) + len(i.text) < 100 for i in parsed.items)
+
+
+# --- html_to_text ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>One</p><p>Two</p>", "One\n\nTwo"),
+        ("<div class='drills'>Words   across\n  lines</div>", "Words across lines"),
+        ("a<br>b<br/>c", "a\n\nb\n\nc"),
+        ("<ul><li>x<ol><li>y</li></ol></li><li>z</li></ul>", "x\n\ny\n\nz"),
+        ("<h2>Head</h2>body <b>bold</b><i>it</i>", "Head\n\nbody boldit"),
+        ("<blockquote>quote</blockquote>after", "quote\n\nafter"),
+        ("<script>var p = '<p>no</p>';</script><style>p{}</style>yes", "yes"),
+        ("<iframe src=x>fallback</iframe><form><button>Go</button></form>ok", "ok"),
+        ("<nav><a>Home</a></nav><p>story</p>", "story"),
+        ("&amp; &lt;b&gt; &eacute; &#8212; &#x41; &nbsp;x", "& <b> é — A x"),
+        ("<table><tr><td>a</td><td>b</td></tr></table>", "a b"),
+        ("plain text, no markup", "plain text, no markup"),
+        ("AT&T < 3 <not closed", "AT&T < 3 <not closed"),  # a broken tag stays text
+        ("", ""),
+    ],
+)
+def test_html_to_text(html: str, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+def test_class_names_never_become_words() -> None:
+    html = '<div class="exercise drills" data-x="blockade"><p id="taiwan">quiet day</p></div>'
+    assert html_to_text(html) == "quiet day"
+
+
+# --- normalize_link, text_fingerprint ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("link", "key"),
+    [
+        ("HTTPS://WWW.Example.COM/News/1/", "https://example.com/News/1"),
+        ("https://example.com/a?utm_source=x&utm_medium=y", "https://example.com/a"),
+        (
+            "https://example.com/a?b=2&a=1&fbclid=1&gclid=2&mc_cid=3&mc_eid=4",
+            "https://example.com/a?a=1&b=2",
+        ),
+        ("https://example.com/a?ref=rss&ref_src=twsrc&id=5", "https://example.com/a?id=5"),
+        ("https://example.com/a#comments", "https://example.com/a"),
+        ("https://example.com:443/a", "https://example.com/a"),
+        ("http://example.com:8080/a", "http://example.com:8080/a"),
+        ("https://example.com/", "https://example.com"),
+        ("https://example.com/a?q=two%20words", "https://example.com/a?q=two%20words"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_normalize_link(link: str, key: str) -> None:
+    assert normalize_link(link) == key
+
+
+def test_fingerprint_ignores_case_punctuation_and_spacing() -> None:
+    a = text_fingerprint("PLA drills", "China's PLA began\n\nlive-fire drills.")
+    b = text_fingerprint("pla  DRILLS", "China s PLA began live fire drills")
+    assert a == b
+    assert a != text_fingerprint("PLA drills", "China's PLA ended live-fire drills.")

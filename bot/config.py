@@ -1,0 +1,449 @@
+"""Settings: the YAML config file plus environment overrides, validated with file:line errors."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from bot.durations import parse_duration
+from bot.errors import ConfigError
+from bot.models import Feed
+
+__all__ = ["Settings", "load_settings", "parse_duration"]  # parse_duration: one parser for all
+
+DEFAULT_CONFIG_NAME = "alertbot.yaml"
+EXAMPLE_FEED = Path(__file__).resolve().parent / "example" / "feed.xml"
+FEED_SCHEMES = ("http", "https", "file")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot needs to run; built by load_settings(). The token never shows in repr."""
+
+    feeds: list[Feed] = field(default_factory=list)
+    rules_path: Path = Path("rules")
+    database: Path = Path("state/alertbot.db")
+    telegram_token: str | None = field(default=None, repr=False)
+    telegram_api_url: str | None = None
+    admin_ids: set[int] = field(default_factory=set)
+    access: str | list[int] = "open"  # "open", or the chat ids allowed to use the bot
+    default_interval: float = 600.0
+    default_backfill: int = 0
+    user_agent: str | None = None
+    max_bytes: int = 10_000_000
+    timeout: float = 30.0
+    prune_after: float = 30 * 86400.0
+    log_format: str = "plain"  # plain | json
+    log_level: str = "INFO"
+    metrics_port: int | None = None
+    config_path: Path | None = None  # None: the bundled example configuration
+
+    @property
+    def has_token(self) -> bool:
+        """Whether alerts go to Telegram (otherwise they are printed)."""
+        return bool(self.telegram_token)
+
+    @property
+    def shortest_interval(self) -> float:
+        """The shortest polling interval among enabled feeds (the default when there are none)."""
+        return min((f.interval for f in self.feeds if f.enabled), default=self.default_interval)
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ) -> Settings:
+    """Read the configuration file (or the bundled example when there is none), then the env."""
+    if path is None and env.get("ALERTBOT_CONFIG"):
+        path = Path(env["ALERTBOT_CONFIG"])
+    if path is None and Path(DEFAULT_CONFIG_NAME).is_file():
+        path = Path(DEFAULT_CONFIG_NAME)
+    values = _read_file(path.expanduser().resolve()) if path is not None else _example_values()
+    _apply_env(values, env)
+    return Settings(**values)
+
+
+def _example_values() -> dict[str, Any]:
+    """The bundled example: the package's sample feed, ./rules and ./state, no network, no token."""
+    feed = Feed(name="example", url=EXAMPLE_FEED.as_uri(), interval=600.0, backfill=1000)
+    return {
+        "feeds": [feed],
+        "rules_path": Path("rules").resolve(),
+        "database": Path("state/alertbot.db").resolve(),
+        "config_path": None,
+    }
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise ConfigError(
+            f"{path}: is a folder, not a configuration file (Docker creates a folder when the "
+            "file to mount is missing); copy alertbot.example.yaml to that name"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: configuration file not found; copy alertbot.example.yaml there, "
+            "or run without --config to use the bundled example"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        raise ConfigError(
+            f"{path}:{line}: YAML syntax error: {exc.problem}; check indentation and quoting"
+        ) from None
+    return _Reader(path).settings(root)
+
+
+class _Reader:
+    """Turns the composed YAML node tree into Settings values, keeping line numbers for errors."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.base = path.parent
+        self._constructor = yaml.SafeLoader("")
+
+    def error(self, node: yaml.Node | None, key: str, message: str) -> ConfigError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        return ConfigError(f"{self.path}:{line}: {key}: {message}")
+
+    def settings(self, root: yaml.Node | None) -> dict[str, Any]:
+        if root is None:
+            raise self.error(None, "feeds", "the file is empty; list at least the feeds to watch")
+        top = self.mapping(root, "", _SECTIONS)
+        values: dict[str, Any] = {"config_path": self.path}
+        token_where = ""
+        for section in ("defaults", "paths", "telegram", "logging", "metrics", "store"):
+            if section in top:
+                keys = self.mapping(top[section][1], section, _SECTIONS[section])
+                for key, (key_node, node) in keys.items():
+                    name, convert = _FIELDS[section][key]
+                    value = convert(self, node, f"{section}.{key}")
+                    if value is not None:  # null means "the default"
+                        values[name] = value
+                    if section == "telegram" and key == "token_file":
+                        token_where = (
+                            f"{self.path}:{key_node.start_mark.line + 1}: {section}.{key}: "
+                        )
+        values.setdefault("rules_path", self.base / "rules")
+        values.setdefault("database", self.base / "state" / "alertbot.db")
+        if "feeds" not in top:
+            raise self.error(root, "feeds", "missing; list the feeds to watch (see the example)")
+        values["feeds"] = self.feeds(top["feeds"][1], values)
+        token_file = values.pop("token_file", None)
+        if token_file is not None:
+            values["telegram_token"] = _read_token(token_file, token_where)
+        return values
+
+    def mapping(
+        self, node: yaml.Node, where: str, allowed: Mapping[str, Any] | tuple[str, ...]
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """Keys of a mapping node, each checked against `allowed` (did-you-mean on a typo)."""
+        if not isinstance(node, yaml.MappingNode):
+            what = where or "configuration"
+            raise self.error(node, what, f"expected a mapping of keys, got {_kind(node)}")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            dotted = f"{where}.{key}" if where else key
+            if key in out:
+                raise self.error(key_node, dotted, "duplicate key; keep only one")
+            if key not in allowed:
+                raise self.error(key_node, dotted, _unknown(key, allowed))
+            out[key] = (key_node, value_node)
+        return out
+
+    def scalar(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return node  # the caller reports the wrong kind
+        return self._constructor.construct_object(node, deep=True)
+
+    def feeds(self, node: yaml.Node, values: dict[str, Any]) -> list[Feed]:
+        if isinstance(node, yaml.ScalarNode) and self.scalar(node) is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, "feeds", f"expected a list of feeds, got {_kind(node)}")
+        feeds: list[Feed] = []
+        first_line: dict[str, int] = {}
+        for index, feed_node in enumerate(node.value):
+            feed = self.feed(feed_node, f"feeds[{index}]", values)
+            if feed.name in first_line:
+                raise self.error(
+                    feed_node,
+                    f"feeds[{index}].name",
+                    f"duplicate feed name {feed.name!r} (first at line {first_line[feed.name]}); "
+                    "give each feed its own name",
+                )
+            first_line[feed.name] = feed_node.start_mark.line + 1
+            feeds.append(feed)
+        return feeds
+
+    def feed(self, node: yaml.Node, where: str, values: dict[str, Any]) -> Feed:
+        keys = self.mapping(node, where, _FEED_FIELDS)
+        for required in ("name", "url"):
+            if required not in keys:
+                raise self.error(
+                    node, where, f"missing {required!r}; every feed needs name and url"
+                )
+        kwargs: dict[str, Any] = {
+            "interval": values.get("default_interval", 600.0),
+            "backfill": values.get("default_backfill", 0),
+        }
+        for key, (_, value_node) in keys.items():
+            value = _FEED_FIELDS[key](self, value_node, f"{where}.{key}")
+            if value is not None:  # null means "the default"
+                kwargs[key] = value
+        return Feed(**kwargs)
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"{node.value!r}"
+
+
+def _unknown(key: str, allowed: Mapping[str, Any] | tuple[str, ...]) -> str:
+    if key == "token":
+        return (
+            "don't write the bot token in the configuration file; put it in a file named by "
+            "telegram.token_file, or set TELEGRAM_BOT_TOKEN"
+        )
+    close = difflib.get_close_matches(key, list(allowed), n=1)
+    if close:
+        return f"unknown key; did you mean {close[0]!r}?"
+    return "unknown key; known keys here: " + ", ".join(sorted(allowed))
+
+
+def _read_token(path: Path, where: str) -> str:
+    """The token file's content; errors name the file, never its content."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
+        raise ConfigError(f"{where}cannot read the token file {path}: {reason}") from None
+    if not token:
+        raise ConfigError(f"{where}the token file {path} is empty; put the bot token in it")
+    return token
+
+
+# -- value converters: (reader, node, dotted key) -> value; each error names the fix ------------
+
+Convert = Callable[[_Reader, yaml.Node, str], Any]
+
+
+def _duration(positive: bool) -> Convert:
+    def convert(r: _Reader, node: yaml.Node, key: str) -> float | None:
+        raw = r.scalar(node)
+        if raw is None:
+            return None  # the default
+        if not isinstance(raw, str | int | float):
+            raise r.error(node, key, f"expected a duration such as 10m, got {_kind(node)}")
+        try:
+            seconds = parse_duration(raw)
+        except ValueError as exc:
+            raise r.error(node, key, str(exc)) from None
+        if positive and seconds <= 0:
+            raise r.error(node, key, "must be longer than zero, e.g. 10m")
+        return seconds
+
+    return convert
+
+
+def _integer(low: int, high: int | None = None, optional: bool = False) -> Convert:
+    def convert(r: _Reader, node: yaml.Node, key: str) -> int | None:
+        raw = r.scalar(node)
+        if raw is None and optional:
+            return None
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise r.error(node, key, f"expected a whole number, got {_kind(node)}")
+        if raw < low or (high is not None and raw > high):
+            upper = f" and at most {high}" if high is not None else ""
+            raise r.error(node, key, f"{raw} is out of range; use at least {low}{upper}")
+        return raw
+
+    return convert
+
+
+def _string(optional: bool = True) -> Convert:
+    def convert(r: _Reader, node: yaml.Node, key: str) -> str | None:
+        if r.scalar(node) is None:
+            if optional:
+                return None
+            raise r.error(node, key, "expected text, got nothing (null)")
+        # The written text, so that YAML 1.1 does not turn a feed named `off` into False.
+        if not isinstance(node, yaml.ScalarNode) or node.value == "":
+            raise r.error(node, key, f"expected text, got {_kind(node)}")
+        return str(node.value)
+
+    return convert
+
+
+def _choice(*choices: str) -> Convert:
+    def convert(r: _Reader, node: yaml.Node, key: str) -> str:
+        raw = r.scalar(node)
+        text = str(raw).lower() if isinstance(raw, str) else None
+        if text not in choices:
+            raise r.error(node, key, f"expected one of {', '.join(choices)}, got {_kind(node)}")
+        return text if key != "logging.level" else text.upper()
+
+    return convert
+
+
+def _bool(r: _Reader, node: yaml.Node, key: str) -> bool:
+    raw = r.scalar(node)
+    if not isinstance(raw, bool):
+        raise r.error(node, key, f"expected true or false, got {_kind(node)}")
+    return raw
+
+
+def _path(r: _Reader, node: yaml.Node, key: str) -> Path | None:
+    text = _string()(r, node, key)
+    return None if text is None else (r.base / Path(text).expanduser()).resolve()
+
+
+def _url(r: _Reader, node: yaml.Node, key: str) -> str:
+    text = _string(optional=False)(r, node, key).strip()
+    parts = urlsplit(text)
+    if not parts.scheme or (parts.scheme not in FEED_SCHEMES and not parts.netloc):
+        raise r.error(node, key, f"{text!r} has no scheme; write it in full, e.g. 'https://{text}'")
+    if parts.scheme not in FEED_SCHEMES:
+        raise r.error(node, key, f"scheme {parts.scheme!r} is not supported; use http or https")
+    if parts.scheme != "file" and not parts.netloc:
+        raise r.error(node, key, f"{text!r} has no host; write e.g. 'https://example.org/feed'")
+    return text
+
+
+def _api_url(r: _Reader, node: yaml.Node, key: str) -> str | None:
+    text = _string()(r, node, key)
+    if text is not None and urlsplit(text).scheme not in ("http", "https"):
+        raise r.error(
+            node, key, f"{text!r} is not an http(s) address; write e.g. 'http://host:8081/bot'"
+        )
+    return text
+
+
+def _id_list(r: _Reader, node: yaml.Node, key: str) -> list[int]:
+    raw = r.scalar(node)
+    if raw is None:
+        return []
+    if not isinstance(node, yaml.SequenceNode):
+        raise r.error(
+            node, key, f"expected a list of Telegram ids, e.g. [12345], got {_kind(node)}"
+        )
+    ids = []
+    for item in node.value:
+        value = r.scalar(item)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise r.error(item, key, f"{_kind(item)} is not a Telegram id; ids are whole numbers")
+        ids.append(value)
+    return ids
+
+
+def _admin_ids(r: _Reader, node: yaml.Node, key: str) -> set[int]:
+    return set(_id_list(r, node, key))
+
+
+def _access(r: _Reader, node: yaml.Node, key: str) -> str | list[int]:
+    raw = r.scalar(node)
+    if raw == "open":
+        return "open"
+    if isinstance(node, yaml.SequenceNode):
+        return _id_list(r, node, key)
+    raise r.error(node, key, f"expected 'open' or a list of chat ids, got {_kind(node)}")
+
+
+def _headers(r: _Reader, node: yaml.Node, key: str) -> dict[str, str]:
+    if not isinstance(node, yaml.MappingNode):
+        raise r.error(node, key, f"expected a mapping of header names to values, got {_kind(node)}")
+    out = {}
+    for name_node, value_node in node.value:
+        out[str(name_node.value)] = _string(optional=False)(
+            r, value_node, f"{key}.{name_node.value}"
+        )
+    return out
+
+
+_FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {
+    "defaults": {
+        "interval": ("default_interval", _duration(positive=True)),
+        "backfill": ("default_backfill", _integer(0)),
+        "user_agent": ("user_agent", _string()),
+        "max_bytes": ("max_bytes", _integer(1024)),
+        "timeout": ("timeout", _duration(positive=True)),
+    },
+    "paths": {"rules": ("rules_path", _path), "database": ("database", _path)},
+    "telegram": {
+        "token_file": ("token_file", _path),
+        "api_url": ("telegram_api_url", _api_url),
+        "admin_ids": ("admin_ids", _admin_ids),
+        "access": ("access", _access),
+    },
+    "logging": {
+        "format": ("log_format", _choice("plain", "json")),
+        "level": ("log_level", _choice("debug", "info", "warning", "error")),
+    },
+    "metrics": {"port": ("metrics_port", _integer(1, 65535, optional=True))},
+    "store": {"prune_after": ("prune_after", _duration(positive=True))},
+}
+_SECTIONS: dict[str, Any] = {"feeds": None, **_FIELDS}
+_FEED_FIELDS: dict[str, Convert] = {
+    "name": _string(optional=False),
+    "url": _url,
+    "interval": _duration(positive=True),
+    "backfill": _integer(0),
+    "enabled": _bool,
+    "headers": _headers,
+    "full_text": _choice("auto", "always", "never"),
+}
+
+
+# -- environment overrides ---------------------------------------------------------------------
+
+
+def _apply_env(values: dict[str, Any], env: Mapping[str, str]) -> None:
+    """ALERTBOT_* and TELEGRAM_* variables win over the file; relative paths resolve from cwd."""
+    if env.get("TELEGRAM_BOT_TOKEN", "").strip():
+        values["telegram_token"] = env["TELEGRAM_BOT_TOKEN"].strip()
+    elif env.get("TELEGRAM_BOT_TOKEN_FILE"):
+        token_path = Path(env["TELEGRAM_BOT_TOKEN_FILE"]).expanduser()
+        values["telegram_token"] = _read_token(token_path, "TELEGRAM_BOT_TOKEN_FILE: ")
+    if env.get("ALERTBOT_TELEGRAM_API_URL"):
+        url = env["ALERTBOT_TELEGRAM_API_URL"]
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigError(
+                f"ALERTBOT_TELEGRAM_API_URL: {url!r} is not an http(s) address; "
+                "write e.g. http://127.0.0.1:8081/bot"
+            )
+        values["telegram_api_url"] = url
+    if env.get("ALERTBOT_DATABASE"):
+        values["database"] = Path(env["ALERTBOT_DATABASE"]).expanduser().resolve()
+    if env.get("ALERTBOT_RULES"):
+        values["rules_path"] = Path(env["ALERTBOT_RULES"]).expanduser().resolve()
+    if env.get("ALERTBOT_ADMIN_IDS", "").strip():
+        values["admin_ids"] = _env_ids(env["ALERTBOT_ADMIN_IDS"])
+
+
+def _env_ids(text: str) -> set[int]:
+    ids = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise ConfigError(
+                f"ALERTBOT_ADMIN_IDS: {part!r} is not a Telegram user id; "
+                "write whole numbers separated by commas, e.g. 12345,67890"
+            ) from None
+    return ids

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.matcher import Rulebook  # noqa: E402
-from bot.models import Item  # noqa: E402
-from bot.rules import Expr, Leaf, Rule, parse_term  # noqa: E402
+from bot.matcher import Rulebook
+from bot.models import Item
+from bot.rules import Expr, Leaf, Rule, parse_term
 
 SYLLABLES = "ka ro vi an te mi sol dar ek ul ny za bor gre pol tan sk ev il or ast ren mak".split()
 FILLER = (
@@ -55,9 +55,7 @@ def make_rules(rng: random.Random, count: int, vocab: list[str]) -> list[Rule]:
             _group(rng, actions, phrase_rate=0.1, wildcard_rate=0.5),
         ]
         expr = Expr(all=tuple(Leaf(f"@g{i}", g) for i, g in enumerate(groups)))
-        rules.append(
-            Rule(f"rule-{n}", f"Rule {n}", "", "high", expr, within="item")
-        )
+        rules.append(Rule(f"rule-{n}", f"Rule {n}", "", "high", expr, within="item"))
     return rules
 
 

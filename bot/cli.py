@@ -27,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
 # Each module that owns a command contributes a `register(subparsers)` function here;
 # the parser stores the handler in `args.handler`.
 def _registry() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from bot import cli_rules
+    from bot import cli_ops, cli_rules, cli_run, cli_subscribers
 
-    return [cli_rules.register]
+    return [cli_rules.register, cli_ops.register, cli_run.register, cli_subscribers.register]
 
 
 _REGISTRY = _registry()

@@ -1,0 +1,152 @@
+"""Benchmark one poll cycle against a local HTTP server, with a naive baseline in the same run.
+
+    .venv/bin/python bench/poll.py [--feeds 1000] [--items 50] [--latency 0.05]
+
+Serves FEEDS feeds of ITEMS items of about 3 KB from 127.0.0.1 (one item in ten matches a
+rule), each answer after LATENCY seconds of simulated server time (a remote feed server is
+never instant; 0 measures pure CPU), then measures:
+  cycle_s            a full cycle on a fresh database: every feed and item is new
+  unchanged_cycle_s  the next cycle: every feed answers 304 to our conditional request
+  baseline_s         `feedparser.parse(url)` feed after feed (no matching, no storing)
+Last line: feeds=N cycle_s=X unchanged_cycle_s=Y baseline_s=Z speedup=Z/X peak_rss_mb=M
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import resource
+import sys
+import tempfile
+import time
+from multiprocessing import Event, Process, Queue
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import feedparser  # noqa: E402
+from feedserver import Request, Response, running  # noqa: E402
+
+from bot.fetch import Fetcher  # noqa: E402
+from bot.models import Feed  # noqa: E402
+from bot.poller import Poller  # noqa: E402
+from bot.rules import load_rules  # noqa: E402
+from bot.store import Store  # noqa: E402
+
+MATCHING = [
+    "Russian forces continued assaults against Ukrainian positions in Kursk Oblast.",
+    "Russian drones struck port infrastructure in Odesa overnight.",
+    "China's PLA began live-fire drills encircling Taiwan on Monday.",
+]
+WORDS = (
+    "officials reported power outages after the storm ministry published figures on exports "
+    "for the quarter analysts expect parliament to vote budget next week city council approved "
+    "plan repair schools before winter regional governor said residents volunteers delivered "
+    "aid hospital opened new wing prices rose markets closed higher talks resumed"
+).split()
+
+
+def feed_body(feed: int, items: int) -> bytes:
+    """About 3 KB per item; one item in ten carries a sentence that some rule matches."""
+    rng = random.Random(feed)
+    parts = []
+    for n in range(items):
+        sentences = [
+            " ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "." for _ in range(38)
+        ]
+        if rng.random() < 0.1:
+            sentences[rng.randrange(len(sentences))] = rng.choice(MATCHING)
+        text = " ".join(sentences)
+        parts.append(
+            f"<item><title>Feed {feed} report {n}</title>"
+            f"<link>https://example.org/{feed}/{n}</link><guid>urn:{feed}:{n}</guid>"
+            f"<pubDate>Mon, 14 Oct 2024 {n % 24:02d}:{n % 60:02d}:00 GMT</pubDate>"
+            f"<description>{escape(text)}</description></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        f"<title>Feed {feed}</title><link>https://example.org/{feed}</link>"
+        + "".join(parts)
+        + "</channel></rss>"
+    ).encode()
+
+
+def handler(items: int, latency: float):  # type: ignore[no-untyped-def]
+    def handle(request: Request) -> Response:
+        feed = int(request.path.rsplit("/", 1)[-1].removesuffix(".xml"))
+        etag = f'"{feed}"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status=304, headers={"ETag": etag}, delay=latency)
+        body = feed_body(feed, items)
+        headers = {"Content-Type": "application/rss+xml", "ETag": etag}
+        return Response(headers=headers, body=body, delay=latency)
+
+    return handle
+
+
+async def cycles(feeds: list[Feed], database: Path) -> tuple[float, float, int]:
+    rulebook = load_rules(ROOT / "rules")
+    with Store(database) as store:
+        # one local server stands in for a thousand: lift the per-host limit to the overall one
+        async with Fetcher(max_connections=20, per_host=20) as fetcher:
+            poller = Poller(store, fetcher, rulebook)
+            started = time.perf_counter()
+            stats = await poller.run_cycle(feeds, force=True)
+            full = time.perf_counter() - started
+            started = time.perf_counter()
+            again = await poller.run_cycle(feeds, force=True)
+            unchanged = time.perf_counter() - started
+    assert stats.failed == 0 and again.unchanged == len(feeds), (stats.errors, again.summary())
+    return full, unchanged, len(stats.alerts)
+
+
+def baseline(urls: list[str]) -> float:
+    started = time.perf_counter()
+    for url in urls:
+        parsed = feedparser.parse(url)
+        assert parsed.entries, url
+    return time.perf_counter() - started
+
+
+def serve(feeds: int, items: int, latency: float, port: Queue, stop: Event) -> None:
+    """The feed server, in its own process: on a real network it is another machine."""
+    with running() as server:
+        for n in range(feeds):
+            server.route(f"/feeds/{n}.xml", handler=handler(items, latency))
+        port.put(server.port)
+        stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per response")
+    args = parser.parse_args()
+    port: Queue = Queue()
+    stop = Event()
+    server = Process(target=serve, args=(args.feeds, args.items, args.latency, port, stop))
+    server.start()
+    try:
+        base_url = f"http://127.0.0.1:{port.get(timeout=60)}"
+        urls = [f"{base_url}/feeds/{n}.xml" for n in range(args.feeds)]
+        feeds = [Feed(name=f"feed-{n}", url=url, backfill=args.items) for n, url in enumerate(urls)]
+        with tempfile.TemporaryDirectory() as tmp:
+            full, unchanged, alerts = asyncio.run(cycles(feeds, Path(tmp) / "bench.db"))
+        base = baseline(urls)
+    finally:
+        stop.set()
+        server.join(timeout=30)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"items={args.feeds * args.items} alerts={alerts} latency_s={args.latency}")
+    print(
+        f"feeds={args.feeds} cycle_s={full:.2f} unchanged_cycle_s={unchanged:.2f} "
+        f"baseline_s={base:.2f} speedup={base / full:.2f} peak_rss_mb={peak:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Wires the running bot: store + run lock, rules, fetcher, the poll loop, signals, output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from bot.config import Settings
+from bot.fetch import Fetcher
+from bot.models import Alert
+from bot.poller import CycleStats, Poller
+from bot.rules import load_rules
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+MIN_SLEEP = 1.0  # never spin, even when a feed is overdue
+PRUNE_EVERY = 3600.0
+
+
+async def run(
+    settings: Settings,
+    *,
+    once: bool,
+    dry_run: bool,
+    out: TextIO | None = None,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Run the bot until stopped (or one cycle with `once`); returns the exit code.
+
+    With `dry_run`, or without a Telegram token, every alert is printed to `out` (stdout) as
+    it is committed. Raises AlreadyRunning when another process holds the database, and
+    RuleError when the rules are invalid: the caller turns them into one line on stderr.
+    """
+    rulebook = load_rules(settings.rules_path)
+    printing = dry_run or not settings.has_token
+    emit = _printer(out or sys.stdout) if printing else None
+    with Store(settings.database, clock=clock) as store:
+        store.acquire_run_lock()
+        async with Fetcher(
+            user_agent=settings.user_agent, max_bytes=settings.max_bytes, timeout=settings.timeout
+        ) as fetcher:
+            poller = Poller(store, fetcher, rulebook, clock=clock, emit=emit)
+            stop = asyncio.Event()
+            with _signals_set(stop):
+                if printing:
+                    await poll_loop(poller, settings, stop=stop, once=once)
+                else:
+                    await run_with_telegram(poller, settings, stop=stop, once=once)
+    return 0
+
+
+async def run_with_telegram(
+    poller: Poller, settings: Settings, *, stop: asyncio.Event, once: bool = False
+) -> None:
+    """The poll loop next to the Telegram side: update polling, delivery, admin notices.
+
+    One process, one event loop: python-telegram-bot polls for updates in the background,
+    the Deliverer works the outbox every second, and the poll loop runs as without Telegram.
+    With `once`, what the cycle queued is delivered before returning.
+    """
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.deliver import Deliverer
+    from bot.errors import ConfigError
+    from bot.telegram import BotOptions, build_application, start_polling, stop_polling
+    from bot.telegram_admin import admin_notifier, watch_feeds
+
+    def swap(rulebook: object) -> None:  # /reload swaps the poller's rules too
+        poller.rulebook = rulebook  # type: ignore[assignment]
+
+    options = BotOptions(settings.admin_ids, settings.access, settings.rules_path, swap)
+    app = build_application(
+        settings.telegram_token or "", poller.store, poller.rulebook, options,
+        base_url=settings.telegram_api_url,
+    )  # fmt: skip
+    try:
+        await start_polling(app)
+    except InvalidToken:
+        raise ConfigError("Telegram refused the bot token (TELEGRAM_BOT_TOKEN): check it") from None
+    except NetworkError as exc:
+        raise ConfigError(f"cannot reach the Telegram Bot API: {exc}") from None
+    notify = admin_notifier(app.bot, settings.admin_ids)
+    deliverer = Deliverer(app.bot, poller.store, notify=notify)
+    delivering = asyncio.create_task(deliverer.run(stop, interval=1.0))
+    watching = asyncio.create_task(watch_feeds(poller.store, notify, stop))
+    try:
+        await poll_loop(poller, settings, stop=stop, once=once)
+        if once:
+            await deliverer.deliver_due()
+    finally:
+        stop.set()
+        await asyncio.gather(delivering, watching)
+        await stop_polling(app)
+
+
+async def poll_loop(
+    poller: Poller, settings: Settings, *, stop: asyncio.Event, once: bool = False
+) -> None:
+    """Poll on schedule until `stop` is set; a stop in mid-cycle cancels the cycle safely.
+
+    `once` runs a single cycle over every enabled feed, due or not (what a cron job expects).
+
+    Cancelling is safe because every item is committed with its matches and outbox rows in one
+    transaction, and a feed's validators are saved only after all its items: whatever was cut
+    short is fetched and found again next time.
+    """
+    last_prune = 0.0
+    while not stop.is_set():
+        started = poller.clock()
+        stats = await _until_stopped(poller.run_cycle(settings.feeds, force=once), stop)
+        if stats is None:
+            log.info("stopped during a cycle; unfinished feeds will be fetched again next time")
+            return
+        poller.store.record_cycle(started, poller.clock(), stats.summary())
+        _log_cycle(stats)
+        if poller.clock() - last_prune >= PRUNE_EVERY:
+            pruned = poller.store.prune(settings.prune_after)
+            last_prune = poller.clock()
+            if pruned:
+                log.info("pruned the bodies of %d old items (their ids are kept)", pruned)
+        if once:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=_sleep_for(poller, settings))
+
+
+async def _until_stopped(cycle: object, stop: asyncio.Event) -> CycleStats | None:
+    task = asyncio.ensure_future(cycle)  # type: ignore[arg-type]
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
+
+
+def _sleep_for(poller: Poller, settings: Settings) -> float:
+    """Until the next feed is due (re-checked at least every shortest interval)."""
+    now = poller.clock()
+    enabled = {f.name for f in settings.feeds if f.enabled}
+    times = [
+        s.next_fetch
+        for s in poller.store.feed_health()
+        if s.name in enabled and not s.disabled and s.next_fetch is not None
+    ]
+    wait = min(times, default=now + settings.shortest_interval) - now
+    return max(MIN_SLEEP, min(wait, settings.shortest_interval))
+
+
+def _log_cycle(stats: CycleStats) -> None:
+    summary = stats.summary()
+    log.info("cycle done: %s", ", ".join(f"{k} {v}" for k, v in summary.items()), extra=summary)
+
+
+def _printer(out: TextIO) -> Callable[[Alert], None]:
+    from bot.messages import render_plain
+
+    def emit(alert: Alert) -> None:
+        out.write(render_plain(alert) + "\n\n")
+        out.flush()
+
+    return emit
+
+
+@contextlib.contextmanager
+def _signals_set(stop: asyncio.Event):  # type: ignore[no-untyped-def]
+    """SIGINT and SIGTERM set `stop` (the loop then finishes or cancels the cycle and exits)."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no support
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

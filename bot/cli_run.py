@@ -1,0 +1,235 @@
+"""Commands `alertbot run` and `alertbot feeds` (health, OPML import and export)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+from bot.config import Settings, load_settings
+from bot.errors import AlertbotError, RuleError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `run` and `feeds` to the command tree."""
+    run = commands.add_parser(
+        "run",
+        help="poll the feeds, match the rules, send (or print) alerts",
+        description="Poll every feed on its schedule, match new items against the rules and "
+        "send alerts to Telegram subscribers. Without a Telegram token, or with --dry-run, "
+        "alerts are printed to standard output instead. Stops cleanly on SIGINT/SIGTERM. "
+        "Only one process may run on a database at a time.",
+    )
+    _config_option(run)
+    run.add_argument("--once", action="store_true", help="run one poll cycle, then exit")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print alerts to stdout instead of sending them"
+    )
+    run.set_defaults(handler=run_command)
+
+    feeds = commands.add_parser(
+        "feeds",
+        help="show each feed's health; import or export OPML",
+        description="Without a subcommand: each feed's health (last success, consecutive "
+        "errors and the last one, next fetch, items seen).",
+    )
+    _config_option(feeds)
+    feeds.set_defaults(handler=feeds_command)
+    sub = feeds.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND")
+    imp = sub.add_parser(
+        "import",
+        help="print the feeds of an OPML file as YAML to paste under `feeds:`",
+        description="Read an OPML file (the export format of every feed reader) and print its "
+        "feeds as YAML entries to paste under `feeds:` in the configuration file. The "
+        "configuration is not modified.",
+    )
+    imp.add_argument("opml", type=Path, metavar="OPML", help="the OPML file to read")
+    imp.set_defaults(handler=import_command)
+    exp = sub.add_parser(
+        "export",
+        help="print the configured feeds as OPML",
+        description="Print the configured feeds as an OPML 2.0 document on standard output.",
+    )
+    _config_option(exp)
+    exp.set_defaults(handler=export_command)
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="configuration file (default: $ALERTBOT_CONFIG, ./alertbot.yaml, or the example)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+# -- run -------------------------------------------------------------------------------------
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`alertbot run`: the long-running bot, or one cycle with --once."""
+    from bot import app
+    from bot.logs import setup_from_settings
+
+    try:
+        settings = _settings(args)
+        setup_from_settings(settings)
+        return asyncio.run(app.run(settings, once=args.once, dry_run=args.dry_run))
+    except RuleError as exc:
+        print(f"alertbot run: the rules are invalid:\n{exc}", file=sys.stderr)
+        return 1
+    except AlertbotError as exc:
+        print(f"alertbot run: {exc}", file=sys.stderr)
+        return 1
+
+
+# -- feeds -----------------------------------------------------------------------------------
+
+
+def feeds_command(args: argparse.Namespace) -> int:
+    """`alertbot feeds`: one block per configured feed with its health."""
+    try:
+        settings = _settings(args)
+        lines = feed_report(settings, time.time())
+    except AlertbotError as exc:
+        print(f"alertbot feeds: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+def feed_report(settings: Settings, now: float) -> list[str]:
+    """Each configured feed's health as plain lines."""
+    states = {}
+    if settings.database.exists():
+        from bot.store import Store
+
+        with Store(settings.database) as store:
+            states = {s.name: s for s in store.feed_health()}
+    lines: list[str] = []
+    for feed in settings.feeds:
+        state = states.get(feed.name)
+        lines.append(f"{feed.name}  {state.url if state else feed.url}")
+        if not feed.enabled:
+            lines.append("  status: disabled in the configuration")
+        if state is None or state.last_fetch is None:
+            lines.append("  status: not fetched yet")
+            continue
+        status = "disabled" if state.disabled else "failing" if state.error_count else "ok"
+        lines.append(f"  status: {status}")
+        lines.append(f"  last success: {_when(state.last_success, now)}")
+        if state.error_count or state.disabled:
+            lines.append(f"  consecutive errors: {state.error_count}")
+        if state.last_error and (state.error_count or state.disabled):
+            lines.append(f"  last error: {state.last_error} ({_when(state.last_error_at, now)})")
+        next_fetch = "never (disabled)" if state.disabled else _when(state.next_fetch, now)
+        lines.append(f"  next fetch: {next_fetch}")
+        lines.append(f"  items seen: {state.items}")
+    return lines or ["no feeds configured"]
+
+
+def _when(moment: float | None, now: float) -> str:
+    if moment is None:
+        return "never"
+    stamp = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = moment - now
+    span = _span(abs(delta))
+    return f"{stamp} ({'in ' + span if delta > 0 else span + ' ago'})"
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+# -- OPML ------------------------------------------------------------------------------------
+
+
+def import_command(args: argparse.Namespace) -> int:
+    """`alertbot feeds import OPML`: YAML lines to paste under `feeds:`."""
+    try:
+        feeds = read_opml(args.opml)
+    except AlertbotError as exc:
+        print(f"alertbot feeds import: {exc}", file=sys.stderr)
+        return 1
+    if not feeds:
+        print(f"alertbot feeds import: {args.opml}: no feeds (no outline has an xmlUrl)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"# {len(feeds)} feeds from {args.opml.name}: paste under `feeds:` in alertbot.yaml")
+    print(opml_yaml(feeds), end="")
+    return 0
+
+
+def read_opml(path: Path) -> list[tuple[str, str]]:
+    """(name, url) of every outline with an xmlUrl, names made unique slugs."""
+    try:
+        root = ET.parse(path).getroot()
+    except FileNotFoundError:
+        raise AlertbotError(f"{path}: no such file") from None
+    except ET.ParseError as exc:
+        raise AlertbotError(f"{path}: not an OPML file: {exc}") from None
+    except OSError as exc:
+        raise AlertbotError(f"{path}: cannot read it: {exc}") from None
+    if root.tag.lower() != "opml":
+        raise AlertbotError(f"{path}: not an OPML file (the root element is <{root.tag}>)")
+    feeds: list[tuple[str, str]] = []
+    names: set[str] = set()
+    for outline in root.iter("outline"):
+        url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        if not url:
+            continue
+        label = outline.get("title") or outline.get("text") or url
+        name = base = _slug(label) or "feed"
+        number = 2
+        while name in names:
+            name, number = f"{base}-{number}", number + 1
+        names.add(name)
+        feeds.append((name, url))
+    return feeds
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].strip("-")
+
+
+def opml_yaml(feeds: list[tuple[str, str]]) -> str:
+    entries = [{"name": name, "url": url} for name, url in feeds]
+    text = yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=1000)
+    return "".join("  " + line + "\n" for line in text.splitlines())
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """`alertbot feeds export`: the configured feeds as OPML 2.0 on stdout."""
+    try:
+        settings = _settings(args)
+    except AlertbotError as exc:
+        print(f"alertbot feeds export: {exc}", file=sys.stderr)
+        return 1
+    print(opml_document([(f.name, f.url) for f in settings.feeds]))
+    return 0
+
+
+def opml_document(feeds: list[tuple[str, str]]) -> str:
+    opml = ET.Element("opml", version="2.0")
+    head = ET.SubElement(opml, "head")
+    ET.SubElement(head, "title").text = "alertbot feeds"
+    body = ET.SubElement(opml, "body")
+    for name, url in feeds:
+        ET.SubElement(body, "outline", type="rss", text=name, title=name, xmlUrl=url)
+    ET.indent(opml)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(opml, encoding="unicode")

@@ -1,0 +1,147 @@
+"""`alertbot subscribers add|list|remove`: manage chats (channels above all) from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import sys
+from pathlib import Path
+
+from bot.config import Settings, load_settings
+from bot.errors import AlertbotError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `subscribers add|list|remove` to the command tree."""
+    parser = commands.add_parser(
+        "subscribers",
+        help="add, list or remove subscribed chats (channels are subscribed this way)",
+        description="Manage subscribers without Telegram: channels cannot talk to the bot, "
+        "so they are subscribed here. The bot must be an admin of a channel to post in it.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="subscribe a chat to topics")
+    add.add_argument("--chat", required=True, help="numeric chat id or @channelname")
+    add.add_argument("--topic", action="append", required=True, help="topic id (repeatable)")
+    remove = actions.add_parser("remove", help="unsubscribe a chat from topics, or forget it")
+    remove.add_argument("--chat", required=True, help="numeric chat id or @channelname")
+    remove.add_argument("--topic", action="append", help="topic id; without it, forget the chat")
+    listing = actions.add_parser("list", help="every subscriber with its topics and state")
+    for sub in (add, remove, listing):
+        sub.add_argument("--config", type=Path, metavar="FILE", help="configuration file")
+    add.set_defaults(handler=run_add)
+    remove.set_defaults(handler=run_remove)
+    listing.set_defaults(handler=run_list)
+
+
+def _fail(message: str) -> int:
+    print(f"alertbot subscribers: {message}", file=sys.stderr)
+    return 1
+
+
+def resolve_chat(chat: str, settings: Settings) -> tuple[int, str, str]:
+    """(chat id, kind, title) for a numeric id or an @channel (asked of the Bot API)."""
+    text = chat.strip()
+    if text.lstrip("-").isdigit():
+        chat_id = int(text)
+        return chat_id, "private" if chat_id > 0 else "group", ""
+    if not text.startswith("@"):
+        raise AlertbotError(f"{chat!r} is neither a numeric chat id nor an @channel name")
+    if not settings.telegram_token:
+        raise AlertbotError(
+            f"finding the id of {text} needs the bot token (TELEGRAM_BOT_TOKEN); "
+            "or pass the numeric chat id"
+        )
+    return asyncio.run(_lookup(text, settings))
+
+
+async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot.telegram import api_base_url, quiet_token_loggers
+
+    quiet_token_loggers()
+    base = api_base_url(settings.telegram_api_url) if settings.telegram_api_url else None
+    kwargs = {"base_url": base} if base else {}
+    try:
+        async with Bot(settings.telegram_token or "", **kwargs) as bot:
+            chat = await bot.get_chat(name)
+    except TelegramError as exc:
+        raise AlertbotError(f"Telegram does not know {name}: {exc}") from None
+    return chat.id, chat.type, chat.title or name
+
+
+def _topics(settings: Settings, wanted: list[str]) -> list[str]:
+    """The topic ids, checked against the rules; raises naming the unknown ones."""
+    from bot.rules import load_rules
+
+    known = [r.id for r in load_rules(settings.rules_path).rules]
+    for topic in wanted:
+        if topic not in known:
+            close = difflib.get_close_matches(topic, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise AlertbotError(f"unknown topic {topic!r}{hint}; known: {', '.join(known)}")
+    return wanted
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """Subscribe a chat to topics (creating or reactivating it)."""
+    from bot.store import Store
+
+    try:
+        settings = load_settings(args.config)
+        topics = _topics(settings, args.topic)
+        chat_id, kind, title = resolve_chat(args.chat, settings)
+        with Store(settings.database) as store:
+            store.add_subscriber(chat_id, kind=kind, title=title)
+            store.subscribe(chat_id, topics)
+            now = sorted(store.subscriptions(chat_id))
+    except AlertbotError as exc:
+        return _fail(str(exc))
+    print(f"{chat_id} ({kind}{', ' + title if title else ''}) follows: {', '.join(now)}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    """Unsubscribe a chat from topics, or forget it entirely."""
+    from bot.store import Store
+
+    try:
+        settings = load_settings(args.config)
+        chat_id, _, _ = resolve_chat(args.chat, settings)
+        with Store(settings.database) as store:
+            if store.get_subscriber(chat_id) is None:
+                return _fail(f"chat {chat_id} is not a subscriber")
+            if args.topic:
+                store.unsubscribe(chat_id, args.topic)
+                print(
+                    f"{chat_id} follows: {', '.join(sorted(store.subscriptions(chat_id))) or '-'}"
+                )
+            else:
+                store.delete_subscriber(chat_id)
+                print(f"{chat_id} forgotten")
+    except AlertbotError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print one line per subscriber: id, kind, state, mode, topics."""
+    from bot.store import Store
+
+    try:
+        settings = load_settings(args.config)
+        with Store(settings.database) as store:
+            for sub in store.subscribers():
+                state = "active" if sub.active else "inactive"
+                mode = (
+                    sub.mode if sub.mode != "digest" else f"digest {sub.digest_time} {sub.timezone}"
+                )
+                topics = ", ".join(sorted(store.subscriptions(sub.chat_id))) or "-"
+                title = f" {sub.title}" if sub.title else ""
+                print(f"{sub.chat_id}\t{sub.kind}{title}\t{state}\t{mode}\t{topics}")
+    except AlertbotError as exc:
+        return _fail(str(exc))
+    return 0

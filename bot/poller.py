@@ -1,0 +1,380 @@
+"""One poll cycle, top to bottom: fetch → parse → decide what is new → match → record + enqueue.
+
+The only orchestrator. `decide` and `select_alerts` are pure (data in, data out) and carry the
+rules about what is new and what is owed; everything else is I/O at the edges. A failing feed
+is recorded on the feed, logged with its context, and the cycle goes on with the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot.errors import FeedError, FeedGone, FeedThrottled
+from bot.fetch import Fetcher, FetchResult, backoff_delay
+from bot.matcher import Rulebook
+from bot.models import Alert, Feed, Item, Match
+from bot.parse import parse_feed, text_fingerprint
+from bot.store import FeedState, KnownItem, Store
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_GRACE = 86_400.0  # a feed answering 404 this long is disabled
+_OLDEST = datetime.min.replace(tzinfo=UTC)
+
+
+# -- pure decisions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One entry to match and record, with what the store already knows of its story."""
+
+    item: Item
+    fingerprint: str
+    previous_rules: frozenset[str]  # rules that matched this story before: they never re-alert
+    stories: frozenset[str]  # story keys (and "fp:" fingerprints) this entry is known under
+    may_alert: bool  # False for entries beyond the backfill on a feed's first sight
+    update_id: int | None = None  # overwrite this row (same entry, new version or new guid)
+    reason: str = "new"  # new | changed | moved (new guid or link) | elsewhere (other feed)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    to_match: list[Decision]
+    unchanged: int  # entries known in exactly this version: nothing to do
+
+
+def decide(
+    known: Sequence[KnownItem], entries: Sequence[Item], first_time: bool, backfill: int
+) -> Decisions:
+    """What to match among `entries` (one feed's document), given the rows the store holds.
+
+    An entry is the same as a known row when its uid matches in this feed (the version with
+    the same story, else the same text, else the latest); failing that, when its story key or
+    text fingerprint matches a row in this feed (guid regenerated, title or URL edited) or in
+    another feed (the story was reported elsewhere). Same uid and same content: unchanged.
+    """
+    index = _Index(known)
+    alertable = _newest(entries, backfill) if first_time else set(range(len(entries)))
+    present_uids = {e.uid for e in entries}
+    to_match, unchanged = [], 0
+    for position, entry in enumerate(entries):
+        fp = text_fingerprint(entry.title, entry.text)
+        same = index.same_entry(entry, fp, present_uids)
+        related = index.related(entry, fp, same)
+        stories = frozenset({entry.story_key, "fp:" + fp} | _stories(related))
+        rules = frozenset().union(*(k.rules for k in related))
+        if same is not None and same.content_hash == entry.content_hash and same.uid == entry.uid:
+            unchanged += 1
+            continue
+        if same is not None:
+            reason = "changed" if same.uid == entry.uid else "moved"
+        else:
+            reason = "elsewhere" if related else "new"
+        to_match.append(
+            Decision(
+                item=entry,
+                fingerprint=fp,
+                previous_rules=rules,
+                stories=stories,
+                may_alert=position in alertable,
+                update_id=same.id if same is not None else None,
+                reason=reason,
+            )
+        )
+    return Decisions(to_match, unchanged)
+
+
+class _Index:
+    """Known rows by uid (this feed), story key and fingerprint; each row claimed once."""
+
+    def __init__(self, known: Sequence[KnownItem]) -> None:
+        self.by_uid: dict[tuple[str, str], list[KnownItem]] = {}
+        self.by_story: dict[str, list[KnownItem]] = {}
+        self.by_print: dict[str, list[KnownItem]] = {}
+        for k in known:
+            self.by_uid.setdefault((k.feed, k.uid), []).append(k)
+            self.by_story.setdefault(k.story_key, []).append(k)
+            if k.fingerprint:
+                self.by_print.setdefault(k.fingerprint, []).append(k)
+        self.claimed: set[int] = set()
+
+    def related(self, entry: Item, fp: str, same: KnownItem | None) -> list[KnownItem]:
+        """The entry's earlier version and every row of the same story (by link or text)."""
+        rows = [same] if same is not None else []
+        rows += self.by_story.get(entry.story_key, []) + self.by_print.get(fp, [])
+        return list({k.id: k for k in rows}.values())
+
+    def same_entry(self, entry: Item, fp: str, present_uids: set[str]) -> KnownItem | None:
+        """The row that is this very entry (in an earlier version), claimed so no other takes it."""
+        same_uid = [
+            k for k in self.by_uid.get((entry.feed, entry.uid), []) if k.id not in self.claimed
+        ]
+        if same_uid:
+            found = _best(same_uid, entry, fp) or same_uid[-1]
+        else:
+            # another guid in this feed for the same story, as long as that guid is gone now
+            moved = self.by_story.get(entry.story_key, []) + self.by_print.get(fp, [])
+            candidates = [
+                k for k in moved
+                if k.feed == entry.feed and k.uid not in present_uids and k.id not in self.claimed
+            ]  # fmt: skip
+            found = _best(candidates, entry, fp)
+        if found is not None:
+            self.claimed.add(found.id)
+        return found
+
+
+def _best(rows: list[KnownItem], entry: Item, fp: str) -> KnownItem | None:
+    for test in (
+        lambda k: k.content_hash == entry.content_hash,
+        lambda k: k.story_key == entry.story_key,
+        lambda k: k.fingerprint == fp,
+    ):
+        hits = [k for k in rows if test(k)]
+        if hits:
+            return hits[-1]
+    return None
+
+
+def _stories(rows: Sequence[KnownItem]) -> set[str]:
+    return {k.story_key for k in rows} | {"fp:" + k.fingerprint for k in rows if k.fingerprint}
+
+
+def _newest(entries: Sequence[Item], count: int) -> set[int]:
+    """Positions of the `count` newest entries (by date; undated ones in document order)."""
+    order = sorted(
+        range(len(entries)),
+        key=lambda i: (entries[i].published or _OLDEST, -i),
+        reverse=True,
+    )
+    undated_first = all(e.published is None for e in entries)
+    return set(range(count) if undated_first else order[:count])
+
+
+def select_alerts(
+    decision: Decision,
+    matches: Sequence[Match],
+    last_alerts: Mapping[tuple[str, str], float],
+    throttles: Mapping[str, float],
+    now: float,
+) -> tuple[Match, ...]:
+    """The matches that alert: rules new to the story, not alerted for it within `throttle`."""
+    if not decision.may_alert:
+        return ()
+    out = []
+    for match in matches:
+        if match.rule_id in decision.previous_rules:
+            continue
+        times = [last_alerts[(s, match.rule_id)] for s in decision.stories
+                 if (s, match.rule_id) in last_alerts]  # fmt: skip
+        if times and now - max(times) < throttles.get(match.rule_id, 0.0):
+            continue
+        out.append(match)
+    return tuple(out)
+
+
+# -- the cycle -------------------------------------------------------------------------------
+
+
+@dataclass
+class CycleStats:
+    """What one cycle did (printed by --once, stored by record_cycle)."""
+
+    feeds: int = 0  # due feeds polled
+    fetched: int = 0  # answered with a new body
+    unchanged: int = 0  # 304 or the same body
+    failed: int = 0
+    disabled: int = 0
+    items_new: int = 0
+    items_changed: int = 0
+    matched: int = 0  # items that matched at least one rule
+    alerts: list[Alert] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "feeds": self.feeds,
+            "fetched": self.fetched,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "disabled": self.disabled,
+            "items_new": self.items_new,
+            "items_changed": self.items_changed,
+            "matched": self.matched,
+            "alerts": len(self.alerts),
+        }
+
+
+@dataclass
+class Poller:
+    """Everything a cycle needs; `emit` sees each alert right after it is committed."""
+
+    store: Store
+    fetcher: Fetcher
+    rulebook: Rulebook
+    clock: Callable[[], float] = time.time
+    emit: Callable[[Alert], None] | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    concurrency: int = 32  # feeds in flight at once (bounds memory; the Fetcher bounds sockets)
+
+    async def run_cycle(self, feeds: Sequence[Feed], *, force: bool = False) -> CycleStats:
+        """Poll every due feed once (every enabled one with `force`); failures stay per feed."""
+        self.store.sync_feeds(feeds)
+        due = self.store.due_feeds(feeds, self.clock(), force=force)
+        stats = CycleStats(feeds=len(due))
+        self._cycle_rules: dict[str, set[str]] = {}  # story -> rules matched in this cycle
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(feed: Feed, state: FeedState) -> None:
+            async with slots:
+                await self.poll_feed(feed, state, stats)
+
+        await asyncio.gather(*(one(feed, state) for feed, state in due))
+        return stats
+
+    async def poll_feed(self, feed: Feed, state: FeedState, stats: CycleStats) -> None:
+        """Refresh one feed, like Miniflux's RefreshFeed; errors end up on the feed's row."""
+        try:
+            result = await self.fetcher.fetch(
+                state.url, etag=state.etag, last_modified=state.last_modified, headers=feed.headers
+            )
+            if result.permanent_redirect:
+                log.info("feed %s moved permanently to %s", feed.name, result.permanent_redirect)
+                self.store.set_feed_url(feed.name, result.permanent_redirect)
+            body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
+            if result.status == 304 or body_hash == state.body_hash:
+                stats.unchanged += 1
+                self._succeeded(feed, result, state.body_hash, state.title)
+                return
+            assert result.body is not None
+            parsed = await asyncio.to_thread(
+                parse_feed, result.body, result.headers, feed.name, result.url
+            )
+            if parsed.problem:
+                raise FeedError(parsed.problem)
+            if parsed.bozo:
+                log.info("feed %s is malformed but readable: %s", feed.name, parsed.bozo)
+            self._process(feed, state, parsed.items, stats)
+            stats.fetched += 1
+            self._succeeded(feed, result, body_hash, parsed.title or state.title)
+        except FeedThrottled as exc:
+            self._throttled(feed, exc, stats)
+        except FeedGone as exc:
+            self._disable(feed, f"{exc}; the feed was disabled", stats)
+        except Exception as exc:  # any failure of one feed is that feed's, not the cycle's
+            self._failed(feed, state, exc, stats)
+
+    def _process(
+        self, feed: Feed, state: FeedState, items: Sequence[Item], stats: CycleStats
+    ) -> None:
+        """Decide, match and record; no await in here, so no other feed interleaves."""
+        known = self.store.known_items(
+            feed.name,
+            [i.uid for i in items],
+            [i.story_key for i in items],
+            [text_fingerprint(i.title, i.text) for i in items],
+        )
+        decisions = decide(known, items, state.last_success is None, feed.backfill)
+        stories = {s for d in decisions.to_match for s in d.stories}
+        last_alerts = dict(self.store.story_alerts(stories))
+        throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}
+        for decision in decisions.to_match:
+            self._record(decision, last_alerts, throttles, stats)
+
+    def _record(
+        self,
+        decision: Decision,
+        last_alerts: dict[tuple[str, str], float],
+        throttles: Mapping[str, float],
+        stats: CycleStats,
+    ) -> None:
+        item, now = decision.item, self.clock()
+        earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
+        decision = _with_rules(decision, earlier)
+        matches = self.rulebook.match(item)
+        alerting = select_alerts(decision, matches, last_alerts, throttles, now)
+        row = self.store.record_item(
+            item, matches, alerting, fingerprint=decision.fingerprint, update_id=decision.update_id
+        )
+        if row is None:
+            return  # this very version was recorded meanwhile
+        for story in decision.stories:
+            self._cycle_rules.setdefault(story, set()).update(m.rule_id for m in matches)
+            last_alerts.update({(story, m.rule_id): now for m in alerting})
+        stats.items_new += decision.reason in ("new", "elsewhere")
+        stats.items_changed += decision.reason in ("changed", "moved")
+        stats.matched += bool(matches)
+        if alerting:
+            alert = Alert(item, alerting)
+            stats.alerts.append(alert)
+            log.info("alert: %s on %s (%s)", item.title, item.feed, ", ".join(
+                m.rule_id for m in alerting))  # fmt: skip
+            if self.emit is not None:
+                self.emit(alert)
+
+    # -- feed bookkeeping ------------------------------------------------------------------
+
+    def _succeeded(
+        self, feed: Feed, result: FetchResult, body_hash: str | None, title: str | None
+    ) -> None:
+        self.store.record_fetch(
+            feed.name,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            body_hash=body_hash,
+            title=title,
+            next_fetch=self.clock() + feed.interval,
+        )
+
+    def _throttled(self, feed: Feed, exc: FeedThrottled, stats: CycleStats) -> None:
+        message = f"{exc} (asked to wait {exc.retry_after:.0f}s)"
+        log.warning("feed %s throttled: %s", feed.name, message, extra={"feed": feed.name})
+        stats.errors[feed.name] = message
+        self.store.record_feed_error(
+            feed.name, message, next_fetch=self.clock() + exc.retry_after, status=exc.status,
+            count=False,
+        )  # fmt: skip
+
+    def _disable(self, feed: Feed, message: str, stats: CycleStats) -> None:
+        log.error("feed %s disabled: %s", feed.name, message, extra={"feed": feed.name})
+        stats.failed += 1
+        stats.disabled += 1
+        stats.errors[feed.name] = message
+        self.store.record_feed_error(feed.name, message, next_fetch=self.clock())
+        self.store.disable_feed(feed.name, message)
+
+    def _failed(self, feed: Feed, state: FeedState, exc: Exception, stats: CycleStats) -> None:
+        status = getattr(exc, "status", None)
+        message = str(exc) if isinstance(exc, FeedError) else f"{type(exc).__name__}: {exc}"
+        message = message or type(exc).__name__
+        delay = backoff_delay(state.error_count + 1, feed.interval, self.rng)
+        updated = self.store.record_feed_error(
+            feed.name, message, next_fetch=self.clock() + delay, status=status
+        )
+        context = {"feed": feed.name, "url": state.url, "errors": updated.error_count}
+        if isinstance(exc, FeedError):
+            log.warning("feed %s failed: %s", feed.name, message, extra=context)
+        else:
+            log.exception("feed %s failed unexpectedly: %s", feed.name, message, extra=context)
+        stats.failed += 1
+        stats.errors[feed.name] = message
+        since = updated.not_found_since
+        if status == 404 and since is not None and self.clock() - since >= NOT_FOUND_GRACE:
+            self._disable(
+                feed, f"{message}; still 404 after a day, so the feed was disabled", stats
+            )
+            stats.failed -= 1
+
+
+def _with_rules(decision: Decision, rules: set[str]) -> Decision:
+    if not rules:
+        return decision
+    return Decision(**{**decision.__dict__, "previous_rules": decision.previous_rules | rules})

@@ -1,0 +1,274 @@
+"""The store's side for Telegram: subscribers, subscriptions and the outbox (a Store mixin)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.models import Alert, Item, Match
+from bot.storeschema import alert_from_json, alert_to_json
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from sqlite_utils import Database
+
+MODES = ("instant", "digest")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A chat that receives alerts."""
+
+    chat_id: int
+    kind: str = "private"  # private | group | supergroup | channel
+    title: str = ""
+    mode: str = "instant"  # instant | digest
+    digest_time: str = "08:00"  # HH:MM in `timezone`
+    timezone: str = "UTC"
+    muted_until: float | None = None
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One message owed to one chat: an alert for one story."""
+
+    id: int
+    chat_id: int
+    alert: Alert
+    state: str  # pending | sent | failed | cancelled
+    attempts: int
+    next_attempt: float
+    last_error: str | None
+
+
+class ChatStore:
+    """Subscribers and outbox queries; mixed into Store, which provides the connection."""
+
+    clock: Callable[[], float]
+    transaction: Callable[[], AbstractContextManager[Database]]
+    _query: Callable[..., list[tuple[Any, ...]]]
+    _write: Callable[..., int]
+
+    # -- subscribers -----------------------------------------------------------------------
+
+    def add_subscriber(self, chat_id: int, kind: str = "private", title: str = "") -> Subscriber:
+        """Create the subscriber, or reactivate it (keeping its settings)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO subscribers (chat_id, kind, title, created) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (chat_id) DO UPDATE SET kind = excluded.kind, "
+                "title = excluded.title, active = 1, deactivated_reason = NULL",
+                (chat_id, kind, title, self.clock()),
+            )
+        subscriber = self.get_subscriber(chat_id)
+        assert subscriber is not None
+        return subscriber
+
+    def get_subscriber(self, chat_id: int) -> Subscriber | None:
+        rows = self._query(
+            "SELECT chat_id, kind, title, mode, digest_time, timezone, muted_until, active "
+            "FROM subscribers WHERE chat_id = ?",
+            (chat_id,),
+        )
+        return Subscriber(*rows[0][:7], active=bool(rows[0][7])) if rows else None
+
+    def subscribers(self, active_only: bool = False) -> list[Subscriber]:
+        where = "WHERE active = 1" if active_only else ""
+        return [
+            Subscriber(*r[:7], active=bool(r[7]))
+            for r in self._query(
+                "SELECT chat_id, kind, title, mode, digest_time, timezone, muted_until, active "
+                f"FROM subscribers {where} ORDER BY chat_id"
+            )
+        ]
+
+    def set_delivery_mode(self, chat_id: int, mode: str, digest_time: str | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self._write(
+            "UPDATE subscribers SET mode = ?, digest_time = coalesce(?, digest_time) "
+            "WHERE chat_id = ?",
+            (mode, digest_time, chat_id),
+        )
+
+    def set_timezone(self, chat_id: int, tz: str) -> None:
+        self._write("UPDATE subscribers SET timezone = ? WHERE chat_id = ?", (tz, chat_id))
+
+    def mute(self, chat_id: int, until: float | None) -> None:
+        """Mute until a time (None unmutes)."""
+        self._write("UPDATE subscribers SET muted_until = ? WHERE chat_id = ?", (until, chat_id))
+
+    def deactivate(self, chat_id: int, reason: str) -> int:
+        """Stop sending to this chat; its pending outbox rows are cancelled (count returned)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE subscribers SET active = 0, deactivated_reason = ? WHERE chat_id = ?",
+                (reason, chat_id),
+            )
+            return db.execute(
+                "UPDATE outbox SET state = 'cancelled', last_error = ? "
+                "WHERE chat_id = ? AND state = 'pending'",
+                (reason, chat_id),
+            ).rowcount
+
+    def delete_subscriber(self, chat_id: int) -> None:
+        """Forget the chat entirely: subscriber, subscriptions and every outbox row."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
+            db.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,))
+            db.execute("DELETE FROM subscribers WHERE chat_id = ?", (chat_id,))
+
+    def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: its subscriber, subscriptions and outbox move along."""
+        with self.transaction() as db:
+            exists = db.execute(
+                "SELECT 1 FROM subscribers WHERE chat_id = ?", (new_chat_id,)
+            ).fetchone()
+            if exists:
+                db.execute(
+                    "INSERT OR IGNORE INTO subscriptions (chat_id, rule_id, created) "
+                    "SELECT ?, rule_id, created FROM subscriptions WHERE chat_id = ?",
+                    (new_chat_id, old_chat_id),
+                )
+                db.execute("DELETE FROM subscribers WHERE chat_id = ?", (old_chat_id,))
+            else:  # subscriptions follow through ON UPDATE CASCADE
+                db.execute(
+                    "UPDATE subscribers SET chat_id = ? WHERE chat_id = ?",
+                    (new_chat_id, old_chat_id),
+                )
+            db.execute(
+                "UPDATE OR IGNORE outbox SET chat_id = ? WHERE chat_id = ?",
+                (new_chat_id, old_chat_id),
+            )
+            db.execute("DELETE FROM outbox WHERE chat_id = ?", (old_chat_id,))
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def subscribe(self, chat_id: int, rule_ids: Iterable[str]) -> None:
+        """Subscribe (creating the subscriber as a private chat if it is unknown)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO subscribers (chat_id, created) VALUES (?, ?)",
+                (chat_id, self.clock()),
+            )
+            for rule_id in rule_ids:
+                db.execute(
+                    "INSERT OR IGNORE INTO subscriptions (chat_id, rule_id, created) "
+                    "VALUES (?, ?, ?)",
+                    (chat_id, rule_id, self.clock()),
+                )
+
+    def unsubscribe(self, chat_id: int, rule_ids: Iterable[str]) -> None:
+        with self.transaction() as db:
+            for rule_id in rule_ids:
+                db.execute(
+                    "DELETE FROM subscriptions WHERE chat_id = ? AND rule_id = ?",
+                    (chat_id, rule_id),
+                )
+
+    def subscriptions(self, chat_id: int) -> set[str]:
+        rows = self._query("SELECT rule_id FROM subscriptions WHERE chat_id = ?", (chat_id,))
+        return {r[0] for r in rows}
+
+    def subscribers_of(self, rule_id: str) -> list[int]:
+        """Active chats subscribed to this rule."""
+        return [
+            r[0]
+            for r in self._query(
+                "SELECT s.chat_id FROM subscriptions s JOIN subscribers c USING (chat_id) "
+                "WHERE s.rule_id = ? AND c.active = 1 ORDER BY s.chat_id",
+                (rule_id,),
+            )
+        ]
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """rule_id -> number of active subscribers."""
+        return dict(
+            self._query(
+                "SELECT s.rule_id, count(*) FROM subscriptions s JOIN subscribers c "
+                "USING (chat_id) WHERE c.active = 1 GROUP BY s.rule_id"
+            )
+        )
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def _enqueue(
+        self, db: Database, now: float, item_id: int, item: Item, alerting: Sequence[Match]
+    ) -> int:
+        """One outbox row per active subscribed chat, naming the rules that chat follows."""
+        by_rule = {m.rule_id: m for m in alerting}
+        marks = ", ".join("?" * len(by_rule))
+        chats: dict[int, list[str]] = {}
+        for chat_id, rule_id in db.execute(
+            "SELECT s.chat_id, s.rule_id FROM subscriptions s JOIN subscribers c USING (chat_id) "
+            f"WHERE c.active = 1 AND s.rule_id IN ({marks}) ORDER BY s.chat_id",
+            list(by_rule),
+        ).fetchall():
+            chats.setdefault(chat_id, []).append(rule_id)
+        created = 0
+        for chat_id, rule_ids in chats.items():
+            matches = tuple(m for m in alerting if m.rule_id in rule_ids)
+            created += db.execute(
+                "INSERT OR IGNORE INTO outbox (chat_id, item_id, story_key, alert, rules, "
+                "next_attempt, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    chat_id,
+                    item_id,
+                    item.story_key,
+                    alert_to_json(Alert(item, matches)),
+                    json.dumps([m.rule_id for m in matches]),
+                    now,
+                    now,
+                ),
+            ).rowcount
+        return created
+
+    def due_outbox(self, now: float, limit: int = 100) -> list[OutboxRow]:
+        """Pending rows whose time has come, oldest first."""
+        return self._outbox_rows("state = 'pending' AND next_attempt <= ?", (now,), limit)
+
+    def outbox_rows(self, state: str | None = None, limit: int = 10_000) -> list[OutboxRow]:
+        if state is None:
+            return self._outbox_rows("1", (), limit)
+        return self._outbox_rows("state = ?", (state,), limit)
+
+    def _outbox_rows(self, where: str, params: Sequence[Any], limit: int) -> list[OutboxRow]:
+        return [
+            OutboxRow(r[0], r[1], alert_from_json(r[2]), *r[3:])
+            for r in self._query(
+                "SELECT id, chat_id, alert, state, attempts, next_attempt, last_error FROM outbox "
+                f"WHERE {where} ORDER BY id LIMIT ?",
+                (*params, limit),
+            )
+        ]
+
+    def mark_sent(self, row_id: int, message_id: int | None) -> None:
+        self._write(
+            "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, "
+            "attempts = attempts + 1 WHERE id = ?",
+            (message_id, self.clock(), row_id),
+        )
+
+    def mark_retry(self, row_id: int, error: str, next_attempt: float) -> None:
+        self._write(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
+            "WHERE id = ?",
+            (error, next_attempt, row_id),
+        )
+
+    def mark_failed(self, row_id: int, error: str) -> None:
+        self._write(
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? "
+            "WHERE id = ?",
+            (error, row_id),
+        )
+
+    def outbox_counts(self) -> dict[str, int]:
+        counts = {"pending": 0, "sent": 0, "failed": 0, "cancelled": 0}
+        counts.update(dict(self._query("SELECT state, count(*) FROM outbox GROUP BY state")))
+        return counts

@@ -1,0 +1,163 @@
+"""The store's schema as ordered migrations (PRAGMA user_version), and the JSON forms of alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from bot.errors import StoreError
+from bot.models import Alert, Item, Match, Snippet, Window
+
+Migration = Callable[[Database], None]
+
+_V1 = [
+    """CREATE TABLE feeds (
+        name TEXT PRIMARY KEY, url TEXT NOT NULL, config_url TEXT NOT NULL,
+        etag TEXT, last_modified TEXT, body_hash TEXT, title TEXT, added_at REAL,
+        last_fetch REAL, last_success REAL, error_count INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT, last_error_at REAL, not_found_since REAL, next_fetch REAL,
+        disabled INTEGER NOT NULL DEFAULT 0)""",
+    # one row per item version we know; rows are never deleted (tombstones), only pruned
+    """CREATE TABLE items (
+        id INTEGER PRIMARY KEY, feed TEXT NOT NULL, uid TEXT NOT NULL, story_key TEXT NOT NULL,
+        content_hash TEXT NOT NULL, fingerprint TEXT NOT NULL DEFAULT '', title TEXT, link TEXT,
+        published REAL, text TEXT, rules TEXT NOT NULL DEFAULT '[]',
+        first_seen REAL NOT NULL, last_changed REAL NOT NULL,
+        UNIQUE (feed, uid, content_hash))""",
+    "CREATE INDEX items_story ON items (story_key)",
+    "CREATE INDEX items_fingerprint ON items (fingerprint)",
+    """CREATE TABLE matches (
+        id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES items (id),
+        rule_id TEXT NOT NULL, story_key TEXT NOT NULL, snippets TEXT NOT NULL DEFAULT '{}',
+        matched_at REAL NOT NULL, alerted_at REAL, UNIQUE (item_id, rule_id))""",
+    "CREATE INDEX matches_story ON matches (story_key, rule_id)",
+    """CREATE TABLE subscribers (
+        chat_id INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'private',
+        title TEXT NOT NULL DEFAULT '', mode TEXT NOT NULL DEFAULT 'instant',
+        digest_time TEXT NOT NULL DEFAULT '08:00', timezone TEXT NOT NULL DEFAULT 'UTC',
+        muted_until REAL, active INTEGER NOT NULL DEFAULT 1, created REAL,
+        deactivated_reason TEXT)""",
+    """CREATE TABLE subscriptions (
+        chat_id INTEGER NOT NULL REFERENCES subscribers (chat_id)
+            ON UPDATE CASCADE ON DELETE CASCADE,
+        rule_id TEXT NOT NULL, created REAL, PRIMARY KEY (chat_id, rule_id))""",
+    "CREATE INDEX subscriptions_rule ON subscriptions (rule_id)",
+    # one row per chat per story: the UNIQUE key is the never-twice promise
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, item_id INTEGER NOT NULL,
+        story_key TEXT NOT NULL, alert TEXT NOT NULL, rules TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL, last_error TEXT, message_id INTEGER,
+        created REAL NOT NULL, sent_at REAL, UNIQUE (chat_id, story_key))""",
+    "CREATE INDEX outbox_due ON outbox (state, next_attempt)",
+    "CREATE TABLE runs (id INTEGER PRIMARY KEY, started REAL, finished REAL, stats TEXT)",
+]
+
+
+def _v1(db: Database) -> None:
+    for statement in _V1:
+        db.execute(statement)
+
+
+# Append new migrations at the end; never edit one that has shipped.
+MIGRATIONS: tuple[Migration, ...] = (_v1,)
+
+
+def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Run the migrations this database has not seen, each in its own transaction."""
+    while (version := _version(db, len(migrations))) < len(migrations):
+        # BEGIN IMMEDIATE takes the write lock before the version is read again, so two
+        # processes opening a fresh database never both run the same migration
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = _version(db, len(migrations))
+            if version < len(migrations):
+                migrations[version](db)
+                db.execute(f"PRAGMA user_version = {version + 1}")
+            db.conn.execute("COMMIT")
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+    return len(migrations)
+
+
+def _version(db: Database, known: int) -> int:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > known:
+        raise StoreError(
+            f"the database is at schema version {version}, newer than this alertbot knows "
+            f"({known}): upgrade alertbot, or point it at another database"
+        )
+    return version
+
+
+# -- JSON forms ------------------------------------------------------------------------------
+
+
+def item_rules(text: str | None) -> frozenset[str]:
+    return frozenset(json.loads(text or "[]"))
+
+
+def item_to_json(item: Item) -> dict[str, Any]:
+    return {
+        "feed": item.feed,
+        "uid": item.uid,
+        "story_key": item.story_key,
+        "title": item.title,
+        "link": item.link,
+        "published": item.published.isoformat() if item.published else None,
+        "text": item.text,
+        "content_hash": item.content_hash,
+    }
+
+
+def item_from_json(data: dict[str, Any]) -> Item:
+    published = data.get("published")
+    return Item(**{**data, "published": datetime.fromisoformat(published) if published else None})
+
+
+def match_to_json(match: Match) -> dict[str, Any]:
+    return {
+        "rule_id": match.rule_id,
+        "title": match.title,
+        "level": match.level,
+        "windows": [[w.field, w.start, w.end] for w in match.windows],
+        "terms": list(match.terms),
+        "snippets": [
+            {"text": s.text, "highlights": [list(h) for h in s.highlights]} for s in match.snippets
+        ],
+    }
+
+
+def match_from_json(data: dict[str, Any]) -> Match:
+    return Match(
+        rule_id=data["rule_id"],
+        title=data["title"],
+        level=data["level"],
+        windows=tuple(Window(f, s, e) for f, s, e in data.get("windows", [])),
+        terms=tuple(data.get("terms", [])),
+        snippets=tuple(
+            Snippet(s["text"], tuple((a, b) for a, b in s.get("highlights", [])))
+            for s in data.get("snippets", [])
+        ),
+    )
+
+
+def alert_to_json(alert: Alert) -> str:
+    """The alert as a JSON document (what an outbox row holds)."""
+    return json.dumps(
+        {"item": item_to_json(alert.item), "matches": [match_to_json(m) for m in alert.matches]},
+        ensure_ascii=False,
+    )
+
+
+def alert_from_json(text: str) -> Alert:
+    data = json.loads(text)
+    return Alert(
+        item=item_from_json(data["item"]),
+        matches=tuple(match_from_json(m) for m in data["matches"]),
+    )

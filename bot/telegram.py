@@ -1,0 +1,407 @@
+"""python-telegram-bot Application: the command and button handlers people talk to."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.deliver import rate_limiter
+from bot.durations import format_duration
+from bot.messages import esc, render_matches
+from bot.models import Item
+
+log = logging.getLogger(__name__)
+Context = ContextTypes.DEFAULT_TYPE
+WELCOME = (
+    "I watch conflict and security reporting and alert you when a report matches your topics.\n"
+    "Tap a topic to follow it (✅ = following); /help lists everything I can do."
+)
+HELP = """<b>Topics</b>
+/topics – every topic, with buttons to follow it
+/subscribe ID… or all – follow topics by id
+/unsubscribe ID… or all – stop following
+/list – what you follow and how you get it
+<b>Delivery</b>
+/digest HH:MM – one digest a day at that time
+/timezone Area/City – your time zone (default UTC)
+/instant – every alert as it comes
+/mute 2h – quiet for a while · /unmute
+<b>Other</b>
+/test TEXT – which topics would fire on TEXT
+/stop – unfollow everything and forget this chat
+/help – this message"""
+ADMIN_HELP = "\n<b>Admin</b>\n/status – health · /feeds – feeds · /reload – reload rules"
+COMMANDS = [
+    ("start", "welcome and topic buttons"),
+    ("topics", "choose topics"),
+    ("subscribe", "follow topics: /subscribe ID… or all"),
+    ("unsubscribe", "stop following topics"),
+    ("list", "my topics and delivery mode"),
+    ("digest", "one daily digest: /digest 08:00"),
+    ("timezone", "my time zone: /timezone Europe/Kyiv"),
+    ("instant", "alerts as they come"),
+    ("mute", "quiet for a while: /mute 2h"),
+    ("unmute", "alerts again"),
+    ("test", "try the rules on a text"),
+    ("stop", "unfollow everything and forget me"),
+    ("help", "what I can do"),
+]
+
+
+@dataclass
+class BotOptions:
+    """What the handlers need besides the store and the rulebook."""
+
+    admin_ids: set[int] = field(default_factory=set)
+    access: str | list[int] = "open"
+    rules_path: Path | None = None
+    on_reload: Callable[[Any], None] | None = None  # told the new Rulebook after /reload
+
+
+def api_base_url(url: str) -> str:
+    """A Bot API address as python-telegram-bot's base_url wants it (ending in /bot)."""
+    url = url.rstrip("/")
+    return url if url.endswith("/bot") else url + "/bot"
+
+
+def quiet_token_loggers() -> None:
+    """Silence the loggers that write request URLs, which hold the bot token."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # every request URL at INFO
+    for name in ("telegram.Bot", "telegram.ext.ExtBot"):  # "Set Bot API URL" at DEBUG
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def build_application(
+    token: str,
+    store: Any,
+    rulebook: Any,
+    options: BotOptions | None = None,
+    base_url: str | None = None,
+    per_second: float = 30.0,
+) -> Application:
+    """The Application with every handler, the global rate limiter and our data in bot_data."""
+    quiet_token_loggers()
+    builder = ApplicationBuilder().token(token).rate_limiter(rate_limiter(per_second))
+    if base_url:
+        builder = builder.base_url(api_base_url(base_url))
+    app = builder.post_init(_post_init).build()
+    app.bot_data.update(store=store, rulebook=rulebook, options=options or BotOptions())
+    add_handlers(app)
+    return app
+
+
+async def start_polling(app: Application, timeout: int = 10) -> None:
+    """Initialize, publish the command menu and poll for updates in the background."""
+    await app.initialize()
+    await _post_init(app)
+    await app.start()
+    await app.updater.start_polling(timeout=timeout, poll_interval=0)
+
+
+async def stop_polling(app: Application) -> None:
+    """Stop polling and the Application cleanly (confirms the updates already handled)."""
+    if app.updater and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()
+
+
+async def _post_init(app: Application) -> None:
+    """Publish the command menu."""
+    try:
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+    except TelegramError as exc:
+        log.warning("could not set the command menu: %s", exc)
+
+
+def add_handlers(app: Application) -> None:
+    """Register every command, button and fallback handler."""
+    commands = {
+        "start": start, "topics": topics, "subscribe": subscribe, "unsubscribe": unsubscribe,
+        "list": list_topics, "test": test_text, "stop": stop, "help": help_,
+    }  # fmt: skip
+    from bot.telegram_admin import ADMIN_COMMANDS
+    from bot.telegram_settings import SETTINGS_COMMANDS
+
+    for name, handler in (commands | SETTINGS_COMMANDS | ADMIN_COMMANDS).items():
+        app.add_handler(CommandHandler(name, handler))
+    app.add_handler(CallbackQueryHandler(toggle, pattern=r"^t:"))
+    # in groups, commands meant for other bots are none of our business
+    app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
+    app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, plain_text))
+    app.add_error_handler(on_error)
+
+
+# -- helpers -------------------------------------------------------------------------
+def _store(context: Context) -> Any:
+    return context.bot_data["store"]
+
+
+def _options(context: Context) -> BotOptions:
+    return context.bot_data["options"]
+
+
+def _rules(context: Context) -> list[Any]:
+    return list(context.bot_data["rulebook"].rules)
+
+
+async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Answer in the chat the update came from (HTML, no link previews)."""
+    await update.effective_message.reply_text(
+        text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup,
+        link_preview_options=LinkPreviewOptions(is_disabled=True),
+    )
+
+
+def allowed(context: Context, chat_id: int, user_id: int | None) -> bool:
+    """Whether the configured access lets this chat use the bot."""
+    options = _options(context)
+    if options.access == "open" or user_id in options.admin_ids:
+        return True
+    return chat_id in options.access
+
+
+async def may_change(update: Update, context: Context) -> bool:
+    """In groups only an admin may change subscriptions; tells the user when not allowed."""
+    chat, user = update.effective_chat, update.effective_user
+    if not allowed(context, chat.id, user.id if user else None):
+        await _say(update, f"This bot is private. Ask its operator to allow chat id {chat.id}.")
+        return False
+    if chat.type == "private":
+        return True
+    member = await context.bot.get_chat_member(chat.id, user.id)
+    if member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
+        return True
+    await _say(update, "Only an admin of this group can change its topics.")
+    return False
+
+
+async def _say(update: Update, text: str) -> None:
+    if update.callback_query:
+        await update.callback_query.answer(text, show_alert=True)
+    else:
+        await reply(update, esc(text))
+
+
+def ensure_subscriber(update: Update, context: Context) -> None:
+    """Register the chat (again) as an active subscriber."""
+    chat = update.effective_chat
+    store = _store(context)
+    sub = store.get_subscriber(chat.id)
+    if sub is None or not sub.active:
+        title = chat.title or chat.username or chat.first_name or ""
+        store.add_subscriber(chat.id, kind=chat.type, title=title)
+
+
+def keyboard(rules: Iterable[Any], subscribed: set[str]) -> InlineKeyboardMarkup:
+    """One toggle button per topic; ✅ marks those followed."""
+    rows = []
+    for rule in rules:
+        label = f"{'✅ ' if rule.id in subscribed else ''}{rule.title}"
+        rows.append([InlineKeyboardButton(label[:60], callback_data=f"t:{rule.id}"[:64])])
+    return InlineKeyboardMarkup(rows)
+
+
+def resolve(words: list[str], rules: list[Any]) -> tuple[list[str], list[str]]:
+    """Topic ids named by `words` ('all' means every one) and the words that name none."""
+    ids = [r.id for r in rules]
+    if any(w.lower() == "all" for w in words):
+        return ids, []
+    known = {i.lower(): i for i in ids}
+    found = [known[w.lower()] for w in words if w.lower() in known]
+    return found, [w for w in words if w.lower() not in known]
+
+
+def did_you_mean(word: str, rules: list[Any]) -> str:
+    """'unknown topic' with the closest topic ids, if any are close."""
+    close = difflib.get_close_matches(word.lower(), [r.id for r in rules], n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(f'<code>{esc(c)}</code>' for c in close)}?" if close else ""
+    return f"Unknown topic <code>{esc(word)}</code>.{hint}"
+
+
+# -- conversation handlers ------------------------------------------------------------
+async def start(update: Update, context: Context) -> None:
+    """Welcome the chat and show the topic buttons."""
+    subscribed = _store(context).subscriptions(update.effective_chat.id)
+    await reply(update, esc(WELCOME), keyboard(_rules(context), subscribed))
+
+
+async def topics(update: Update, context: Context) -> None:
+    """List every topic with its description, and the toggle buttons."""
+    rules = _rules(context)
+    lines = ["<b>Topics</b> (tap to follow or unfollow):", ""]
+    for rule in rules:
+        description = (rule.description or "").strip().split("\n")[0]
+        lines.append(f"• <b>{esc(rule.title)}</b> <code>{esc(rule.id)}</code> – {esc(description)}")
+    subscribed = _store(context).subscriptions(update.effective_chat.id)
+    await reply(update, "\n".join(lines)[:4000], keyboard(rules, subscribed))
+
+
+async def toggle(update: Update, context: Context) -> None:
+    """Follow or unfollow the topic on the tapped button."""
+    query = update.callback_query
+    rule_id = (query.data or "")[2:]
+    rule = context.bot_data["rulebook"].get(rule_id)
+    if rule is None:
+        await query.answer("That topic no longer exists.", show_alert=True)
+        return
+    if not await may_change(update, context):
+        return
+    chat_id, store = update.effective_chat.id, _store(context)
+    ensure_subscriber(update, context)
+    if rule_id in store.subscriptions(chat_id):
+        store.unsubscribe(chat_id, [rule_id])
+        await query.answer(f"Unfollowed: {rule.title}")
+    else:
+        store.subscribe(chat_id, [rule_id])
+        await query.answer(f"Following: {rule.title}")
+    await query.edit_message_reply_markup(keyboard(_rules(context), store.subscriptions(chat_id)))
+
+
+async def _change(update: Update, context: Context, follow: bool) -> None:
+    """Shared body of /subscribe and /unsubscribe."""
+    rules, verb = _rules(context), "subscribe" if follow else "unsubscribe"
+    if not context.args:
+        await reply(
+            update,
+            f"Write topic ids, e.g. <code>/{verb} {rules[0].id if rules else 'kursk'}</code>"
+            f" or <code>/{verb} all</code>. /topics lists them.",
+        )
+        return
+    found, unknown = resolve(context.args, rules)
+    if found and not await may_change(update, context):
+        return
+    chat_id, store = update.effective_chat.id, _store(context)
+    lines = [did_you_mean(w, rules) for w in unknown]
+    if found:
+        ensure_subscriber(update, context)
+        (store.subscribe if follow else store.unsubscribe)(chat_id, found)
+        done = "Following" if follow else "No longer following"
+        lines.insert(0, f"{done}: {', '.join(f'<code>{esc(i)}</code>' for i in found)}.")
+    await reply(update, "\n".join(lines))
+
+
+async def subscribe(update: Update, context: Context) -> None:
+    """Follow topics by id (/subscribe kursk port-strikes, or all)."""
+    await _change(update, context, follow=True)
+
+
+async def unsubscribe(update: Update, context: Context) -> None:
+    """Stop following topics by id (/unsubscribe kursk, or all)."""
+    await _change(update, context, follow=False)
+
+
+async def list_topics(update: Update, context: Context) -> None:
+    """Show the topics this chat follows and how alerts are delivered."""
+    chat_id, store = update.effective_chat.id, _store(context)
+    sub, ids = store.get_subscriber(chat_id), sorted(store.subscriptions(chat_id))
+    if not ids:
+        await reply(update, "You follow no topics yet. /topics shows them.")
+        return
+    names = {r.id: r.title for r in _rules(context)}
+    lines = ["<b>You follow:</b>"] + [
+        f"• {esc(names.get(i, i))} <code>{esc(i)}</code>" for i in ids
+    ]
+    lines.append("")
+    lines.append(f"Delivery: {esc(delivery_mode(sub, time.time()))}")
+    await reply(update, "\n".join(lines))
+
+
+def delivery_mode(sub: Any, now: float | None = None) -> str:
+    """How a subscriber gets alerts, in words."""
+    if sub is None:
+        return "instant"
+    text = (
+        "instant"
+        if sub.mode != "digest"
+        else f"daily digest at {sub.digest_time} ({sub.timezone or 'UTC'})"
+    )
+    now = time.time() if now is None else now
+    if sub.muted_until and sub.muted_until > now:
+        text += f"; muted for {format_duration(round((sub.muted_until - now) / 60) * 60 or 60)}"
+    return text
+
+
+async def test_text(update: Update, context: Context) -> None:
+    """Show which topics would fire on the given text, with snippets."""
+    parts = (update.effective_message.text or "").split(maxsplit=1)
+    text = parts[1].strip() if len(parts) > 1 else ""
+    if not text:
+        await reply(
+            update,
+            "Send the text after the command, e.g. <code>/test PLA drills near Taiwan</code>.",
+        )
+        return
+    item = Item(
+        feed="test", uid="test", story_key="test", title="", link="", published=None, text=text
+    )
+    for part in render_matches(context.bot_data["rulebook"].match(item)):
+        await reply(update, part)
+
+
+async def stop(update: Update, context: Context) -> None:
+    """Unfollow everything and delete what is stored about this chat."""
+    if not await may_change(update, context):
+        return
+    _store(context).delete_subscriber(update.effective_chat.id)
+    await reply(
+        update, "Done: you follow nothing and I have forgotten this chat. /start to come back."
+    )
+
+
+async def help_(update: Update, context: Context) -> None:
+    """List the commands."""
+    user = update.effective_user
+    extra = ADMIN_HELP if user and user.id in _options(context).admin_ids else ""
+    await reply(update, HELP + extra)
+
+
+async def unknown_command(update: Update, context: Context) -> None:
+    """Answer a command the bot does not know."""
+    word = (update.effective_message.text or "").split()[0].split("@")[0]
+    await reply(update, f"I don't know {esc(word)}. /help lists what I can do.")
+
+
+async def plain_text(update: Update, context: Context) -> None:
+    """Answer plain text with a pointer to the useful commands."""
+    await reply(
+        update,
+        "I only understand commands. /topics to choose topics,"
+        " <code>/test TEXT</code> to try the rules, /help for all.",
+    )
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Log handler errors (without the update's content) and tell the user something went wrong."""
+    log.error("handler failed: %s", context.error, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message:
+        with contextlib.suppress(TelegramError):
+            await update.effective_message.reply_text("Sorry, something went wrong; try again.")

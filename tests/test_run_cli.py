@@ -1,0 +1,284 @@
+"""`alertbot run` and `alertbot feeds` as people use them: real processes, real HTTP, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+from feedserver import FeedServer, conditional
+
+from bot.cli import main
+from bot.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+KURSK = "Russian sources claim that Russian forces have regained positions in the Kursk region."
+PORT = "Russian drones struck port infrastructure in Odesa overnight, damaging a grain terminal."
+
+
+def rss(*texts: str, start: int = 1) -> bytes:
+    items = "".join(
+        f"<item><title>Report {n}</title><link>https://example.org/r/{n}</link>"
+        f"<guid>urn:r:{n}</guid><pubDate>Mon, 14 Oct 2024 12:{n:02d}:00 GMT</pubDate>"
+        f"<description>{escape(text)}</description></item>"
+        for n, text in enumerate(texts, start=start)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        f"<link>https://example.org/</link>{items}</channel></rss>"
+    ).encode()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ALERTBOT_", "TELEGRAM_"))}  # fmt: skip
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def _no_alertbot_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith(("ALERTBOT_", "TELEGRAM_")):
+            monkeypatch.delenv(name)
+
+
+def write_config(path: Path, feeds: dict[str, str], *, interval: str = "1h") -> Path:
+    lines = ["feeds:"]
+    for name, url in feeds.items():
+        lines += [f"  - name: {name}", f"    url: {url}", "    backfill: 20"]
+    lines += [
+        "defaults:",
+        f"  interval: {interval}",
+        "  timeout: 3s",
+        "paths:",
+        f"  rules: {ROOT / 'rules'}",
+        "  database: state/test.db",
+    ]
+    config = path / "alertbot.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def alertbot(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(condition, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll a condition of another process (no fixed sleeps: returns as soon as it holds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            out, err = proc.communicate(timeout=10)
+            raise AssertionError(f"condition not met; process said:\n{out}\n{err}")
+        time.sleep(0.05)
+
+
+def db_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    if not path.exists():
+        return []
+    with Store(path) as store:
+        return store.db.execute(sql).fetchall()
+
+
+@pytest.fixture
+def proc_cleanup() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+# -- the bundled example ---------------------------------------------------------------------
+
+
+def test_run_once_with_the_bundled_example_prints_alerts(tmp_path: Path) -> None:
+    (tmp_path / "rules").symlink_to(ROOT / "rules")
+    result = alertbot("run", "--once", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for title in ("PRC military exercises around Taiwan", "Fighting in Kursk Oblast",
+                  "Strikes on Black Sea and Danube ports and shipping"):  # fmt: skip
+        assert title in out
+    assert "Russian Offensive Campaign Assessment, October 14, 2024" in out
+    assert "Drones hit Odesa port" in out
+    assert "stock options" not in out and "Shakhtar" not in out
+    again = alertbot("run", "--once", cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout == ""  # nothing new the second time
+
+
+# -- failures are recorded and shown --------------------------------------------------------
+
+
+def test_failing_feed_is_shown_by_feeds_and_the_others_alert(
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.route("/good", handler=conditional(rss(KURSK)))
+    feed_server.route("/bad", status=500, body=b"boom")
+    config = write_config(
+        tmp_path, {"good": feed_server.url("/good"), "bad": feed_server.url("/bad")}
+    )
+    assert main(["run", "--once", "--config", str(config)]) == 0
+    assert "Report 1" in capsys.readouterr().out
+    assert main(["feeds", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    good, bad = out.split("bad  ")[0], out.split("bad  ")[1]
+    assert "status: ok" in good and "items seen: 1" in good
+    assert "status: failing" in bad and "consecutive errors: 1" in bad
+    assert "last error:" in bad and "500" in bad and "next fetch:" in bad
+    # a second run alerts nothing new, and asks conditionally
+    assert main(["run", "--once", "--config", str(config)]) == 0
+    assert "Report 1" not in capsys.readouterr().out
+    assert "if-none-match" in feed_server.requests_for("/good")[-1].headers
+
+
+def test_feeds_before_any_run_and_invalid_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, {"a": "https://example.org/feed"})
+    assert main(["feeds", "--config", str(config)]) == 0
+    assert "a  https://example.org/feed\n  status: not fetched yet" in capsys.readouterr().out
+    assert main(["feeds", "--config", str(tmp_path / "missing.yaml")]) == 1
+    assert "configuration file not found" in capsys.readouterr().err
+
+
+def test_invalid_rules_stop_run_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bad.yaml").write_text("id: bad\ntitle: Bad\nlevel: extreme\nmatch: {all: [x]}\n")
+    config = write_config(tmp_path, {"a": "https://example.org/feed"})
+    config.write_text(config.read_text().replace(str(ROOT / "rules"), str(rules)))
+    assert main(["run", "--once", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "the rules are invalid" in err and "bad.yaml:3:" in err
+
+
+# -- processes: lock, signals, SIGKILL -------------------------------------------------------
+
+
+def test_second_process_refuses_and_sigterm_stops_the_first(
+    tmp_path: Path, feed_server: FeedServer, proc_cleanup: list[subprocess.Popen[str]]
+) -> None:
+    feed_server.route("/f", body=rss(KURSK))
+    config = write_config(tmp_path, {"f": feed_server.url("/f")})
+    first = start("run", "--config", str(config), cwd=tmp_path)
+    proc_cleanup.append(first)
+    database = tmp_path / "state" / "test.db"
+    wait_for(lambda: db_rows(database, "SELECT count(*) FROM runs") == [(1,)], first)
+    second = alertbot("run", "--once", "--config", str(config), cwd=tmp_path)
+    assert second.returncode == 1
+    assert "another alertbot process (pid" in second.stderr
+    assert "is already running on" in second.stderr and "Traceback" not in second.stderr
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=20)
+    assert first.returncode == 0, err
+    assert out.count("Report 1") == 1
+
+
+def test_sigkill_mid_cycle_loses_no_alert_and_repeats_none(
+    tmp_path: Path, feed_server: FeedServer, proc_cleanup: list[subprocess.Popen[str]]
+) -> None:
+    texts = [KURSK, PORT, KURSK.replace("Kursk", "Kursk Oblast")]
+    feed_server.route("/fast", body=rss(*texts))
+    feed_server.route("/slow", body=rss(PORT, KURSK, start=10), delay=60)
+    config = write_config(
+        tmp_path, {"fast": feed_server.url("/fast"), "slow": feed_server.url("/slow")}
+    )
+    database = tmp_path / "state" / "test.db"
+    with Store(database) as store:
+        store.subscribe(7, ["kursk", "port-strikes"])
+    first = start("run", "--once", "--config", str(config), cwd=tmp_path)
+    proc_cleanup.append(first)
+    wait_for(
+        lambda: db_rows(database, "SELECT count(*) FROM items WHERE feed='fast'") == [(3,)], first
+    )
+    wait_for(lambda: len(feed_server.requests_for("/slow")) == 1, first)
+    first.kill()  # SIGKILL while the slow feed is still being fetched
+    out1, _ = first.communicate(timeout=10)
+    feed_server.route("/slow", body=rss(PORT, KURSK, start=10))
+    second = alertbot("run", "--once", "--config", str(config), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    printed = out1 + second.stdout
+    titles = ["Report 1", "Report 2", "Report 3", "Report 10", "Report 11"]
+    assert [printed.count(t + "\n") for t in titles] == [1, 1, 1, 1, 1]
+    outbox = db_rows(database, "SELECT chat_id, story_key FROM outbox ORDER BY id")
+    assert sorted(key for _, key in outbox) == sorted(
+        f"https://example.org/r/{n}" for n in (1, 2, 3, 10, 11)
+    )
+    assert db_rows(database, "SELECT count(*) FROM outbox WHERE chat_id != 7") == [(0,)]
+
+
+# -- OPML ------------------------------------------------------------------------------------
+
+
+def test_opml_export_then_import_round_trips(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path, {"isw": "https://example.org/rss?a=1&b=2", "kyiv": "https://k/"}
+    )
+    assert main(["feeds", "export", "--config", str(config)]) == 0
+    opml = tmp_path / "feeds.opml"
+    opml.write_text(capsys.readouterr().out)
+    assert 'xmlUrl="https://example.org/rss?a=1&amp;b=2"' in opml.read_text()
+    assert main(["feeds", "import", str(opml)]) == 0
+    out = capsys.readouterr().out
+    assert "  - name: isw\n    url: https://example.org/rss?a=1&b=2\n" in out
+    assert "  - name: kyiv\n    url: https://k/\n" in out
+
+
+def test_opml_import_of_nested_outlines_makes_unique_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opml = tmp_path / "reader.opml"
+    opml.write_text(
+        '<opml version="1.0"><body><outline text="War">'
+        '<outline text="ISW: Updates" xmlUrl="https://a/rss"/>'
+        '<outline title="ISW: Updates" text="x" xmlUrl="https://b/rss"/>'
+        "</outline></body></opml>"
+    )
+    assert main(["feeds", "import", str(opml)]) == 0
+    out = capsys.readouterr().out
+    assert "name: isw-updates\n" in out and "name: isw-updates-2\n" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("<opml><body>", "not an OPML file"),
+        ("<rss/>", "the root element is <rss>"),
+        ("<opml><body><outline text='folder'/></body></opml>", "no feeds"),
+    ],
+)
+def test_opml_import_errors_are_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    opml = tmp_path / "in.opml"
+    if content is not None:
+        opml.write_text(content)
+    assert main(["feeds", "import", str(opml)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -1,0 +1,260 @@
+"""Conversations: the Application polls the fake Bot API over real HTTP while tests act as users."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from fakebotapi import FakeBotAPI, Sent
+from telegram import Bot
+from telegram.ext import Application
+
+from bot.rules import load_rules
+from bot.store import Store
+from bot.telegram import BotOptions, api_base_url, build_application, start_polling, stop_polling
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+TOKEN = "654321:ANOTHER-secret-token"
+RULES = Path(__file__).resolve().parent.parent / "rules"
+ADMIN = 99
+USER = 501
+TAIWAN = "taiwan-exercises"
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "alertbot.db") as s:
+        yield s
+
+
+@pytest.fixture
+def options() -> BotOptions:
+    return BotOptions(admin_ids={ADMIN}, rules_path=RULES)
+
+
+@pytest.fixture
+async def app(bot_api: FakeBotAPI, store: Store, options: BotOptions) -> AsyncIterator[Application]:
+    application = build_application(
+        TOKEN, store, load_rules(RULES), options, base_url=bot_api.base_url
+    )
+    await start_polling(application, timeout=1)
+    yield application
+    await stop_polling(application)
+
+
+async def say(api: FakeBotAPI, text: str, chat: int = USER, user: int | None = None) -> Sent:
+    """A user writes; returns the bot's (first) answer."""
+    before = len(api.messages(chat))
+    api.user_sends(chat, text, user_id=user)
+    return (await api.wait_for(chat, before + 1))[before]
+
+
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.02)
+
+
+async def test_fake_server_through_a_plain_bot(bot_api: FakeBotAPI):
+    async with Bot(TOKEN, base_url=bot_api.base_url) as bot:
+        assert (await bot.get_me()).username == "alertbot_test_bot"
+        sent = await bot.send_message(7, "<b>x</b> &amp; y", parse_mode="HTML")
+        bot_api.user_sends(7, "/start now")
+        [update] = await bot.get_updates(timeout=1)
+        assert (
+            update.message.text == "/start now" and update.message.entities[0].type == "bot_command"
+        )
+        assert await bot.get_updates(offset=update.update_id + 1, timeout=0) == ()
+    assert bot_api.texts(7) == ["x & y"] and sent.message_id == 1
+
+
+async def test_start_shows_topics_and_a_tap_subscribes(bot_api, app, store):
+    welcome = await say(bot_api, "/start")
+    assert welcome.plain.startswith("I watch conflict and security reporting")
+    assert len(welcome.plain.split("\n")) == 2
+    labels = dict((data, label) for label, data in welcome.buttons)
+    assert labels[f"t:{TAIWAN}"] == "PRC military exercises around Taiwan"
+    bot_api.user_presses(USER, welcome.message_id, f"t:{TAIWAN}")
+    await until(lambda: bot_api.message(USER, welcome.message_id).edits == 1)
+    assert store.subscriptions(USER) == {TAIWAN}
+    labels = {d: lbl for lbl, d in bot_api.message(USER, welcome.message_id).buttons}
+    assert labels[f"t:{TAIWAN}"] == "✅ PRC military exercises around Taiwan"
+    assert bot_api.callback_answers[-1]["text"].startswith("Following: PRC")
+    bot_api.user_presses(USER, welcome.message_id, f"t:{TAIWAN}")
+    await until(lambda: bot_api.message(USER, welcome.message_id).edits == 2)
+    assert store.subscriptions(USER) == set()
+    assert [c["command"] for c in bot_api.commands][:2] == ["start", "topics"]
+
+
+async def test_topics_lists_descriptions(bot_api, app):
+    answer = await say(bot_api, "/topics")
+    assert "kursk – Ground fighting" in answer.plain
+    assert len(answer.buttons) == len(load_rules(RULES).rules)
+
+
+async def test_subscribe_unsubscribe_and_did_you_mean(bot_api, app, store):
+    answer = await say(bot_api, "/subscribe kursk port-strikes")
+    assert answer.plain == "Following: kursk, port-strikes."
+    assert store.subscriptions(USER) == {"kursk", "port-strikes"}
+    answer = await say(bot_api, "/subscribe kursks")
+    assert answer.plain == "Unknown topic kursks. Did you mean kursk?"
+    answer = await say(bot_api, "/subscribe zzzz")
+    assert answer.plain == "Unknown topic zzzz."
+    answer = await say(bot_api, "/subscribe")
+    assert "Write topic ids" in answer.plain
+    answer = await say(bot_api, "/list")
+    assert "Fighting in Kursk Oblast kursk" in answer.plain and "Delivery: instant" in answer.plain
+    await say(bot_api, "/unsubscribe all")
+    assert store.subscriptions(USER) == set()
+    answer = await say(bot_api, "/list")
+    assert answer.plain.startswith("You follow no topics yet")
+
+
+async def test_delivery_settings(bot_api, app, store):
+    assert "Write the time as HH:MM" in (await say(bot_api, "/digest 25:00")).plain
+    assert "one digest a day at 08:30 (UTC)" in (await say(bot_api, "/digest 8:30")).plain
+    assert store.get_subscriber(USER).mode == "digest"
+    assert "Unknown time zone Mars/Base" in (await say(bot_api, "/timezone Mars/Base")).plain
+    assert (await say(bot_api, "/timezone Europe/Kyiv")).plain == "Time zone set to Europe/Kyiv."
+    assert store.get_subscriber(USER).timezone == "Europe/Kyiv"
+    await say(bot_api, "/subscribe kursk")
+    assert "daily digest at 08:30 (Europe/Kyiv)" in (await say(bot_api, "/list")).plain
+    await say(bot_api, "/instant")
+    assert store.get_subscriber(USER).mode == "instant"
+    assert "How long?" in (await say(bot_api, "/mute soon")).plain
+    assert (await say(bot_api, "/mute 2h")).plain.startswith("Muted for 2h.")
+    assert store.get_subscriber(USER).muted_until > time.time() + 7000
+    await say(bot_api, "/unmute")
+    assert store.get_subscriber(USER).muted_until is None
+
+
+async def test_test_command_shows_topics_and_snippets(bot_api, app):
+    answer = await say(bot_api, "/test China's PLA began live-fire drills encircling Taiwan.")
+    assert "1 topic would fire" in answer.plain and TAIWAN in answer.plain
+    assert "<b>PLA</b>" in answer.text
+    assert (
+        await say(bot_api, "/test the weather is fine")
+    ).plain == "No topic would fire on that text."
+    assert "Send the text after the command" in (await say(bot_api, "/test")).plain
+
+
+async def test_stop_forgets_the_chat(bot_api, app, store):
+    await say(bot_api, "/subscribe kursk")
+    assert (await say(bot_api, "/stop")).plain.startswith("Done: you follow nothing")
+    assert store.get_subscriber(USER) is None and store.subscriptions(USER) == set()
+
+
+async def test_unknown_command_plain_text_and_help(bot_api, app):
+    assert (await say(bot_api, "/frobnicate")).plain.startswith("I don't know /frobnicate.")
+    assert (await say(bot_api, "hello?")).plain.startswith("I only understand commands.")
+    help_text = (await say(bot_api, "/help")).plain
+    assert "/digest HH:MM" in help_text and "/status" not in help_text
+    assert "/status" in (await say(bot_api, "/help", chat=ADMIN)).plain
+
+
+async def test_only_group_admins_subscribe_a_group(bot_api, app, store):
+    bot_api.make_group(-50, "Analysts", admins={7})
+    answer = await say(bot_api, "/subscribe kursk", chat=-50, user=8)
+    assert answer.plain == "Only an admin of this group can change its topics."
+    assert store.subscriptions(-50) == set()
+    answer = await say(bot_api, "/subscribe kursk", chat=-50, user=7)
+    assert answer.plain == "Following: kursk."
+    assert store.get_subscriber(-50).kind == "group"
+
+
+async def test_allowlist_refuses_other_chats(bot_api, app, store, options):
+    options.access = [USER]
+    assert (await say(bot_api, "/subscribe kursk")).plain == "Following: kursk."
+    answer = await say(bot_api, "/subscribe kursk", chat=777)
+    assert answer.plain == "This bot is private. Ask its operator to allow chat id 777."
+    assert store.get_subscriber(777) is None
+
+
+async def test_admin_commands(bot_api, app, store, tmp_path):
+    assert (await say(bot_api, "/status")).plain == "That command is for the bot's admins."
+    status = (await say(bot_api, "/status", chat=ADMIN)).plain
+    assert "Outbox: pending 0, sent 0, failed 0, cancelled 0" in status and "• kursk: 0" in status
+    assert "No feeds recorded yet." in (await say(bot_api, "/feeds", chat=ADMIN)).plain
+    count = len(load_rules(RULES).rules)
+    assert (await say(bot_api, "/reload", chat=ADMIN)).plain == f"Reloaded {count} rules."
+    broken = tmp_path / "rules"
+    broken.mkdir()
+    (broken / "bad.yaml").write_text("id: bad\ntitle: Bad\nlevel: extreme\nmatch: {all: [x]}\n")
+    app.bot_data["options"].rules_path = broken
+    answer = (await say(bot_api, "/reload", chat=ADMIN)).plain
+    assert answer.startswith("Rules NOT reloaded; the old ones stay.") and "bad.yaml:" in answer
+    assert len(app.bot_data["rulebook"].rules) == count
+
+
+async def test_token_never_logged(bot_api, store, options, caplog):
+    caplog.set_level(logging.DEBUG)
+    application = build_application(TOKEN, store, load_rules(RULES), options, bot_api.base_url)
+    await start_polling(application, timeout=1)
+    await say(bot_api, "/start")
+    await stop_polling(application)
+    assert caplog.records and TOKEN not in caplog.text
+
+
+def test_api_base_url():
+    assert api_base_url("http://127.0.0.1:8081") == "http://127.0.0.1:8081/bot"
+    assert api_base_url("http://127.0.0.1:8081/bot/") == "http://127.0.0.1:8081/bot"
+
+
+def test_feed_notices_tell_once_per_state():
+    from bot.store import FeedState
+    from bot.telegram_admin import feed_notices
+
+    told: dict[str, str] = {}
+    ok = FeedState("isw", "u", "u")
+    failing = FeedState("isw", "u", "u", error_count=5, last_error="HTTP 500")
+    gone = FeedState("isw", "u", "u", disabled=True, last_error="HTTP 410 Gone")
+    assert feed_notices([ok], told) == []
+    assert feed_notices([failing], told) == ["Feed isw keeps failing (5 times): HTTP 500"]
+    assert feed_notices([failing], told) == []
+    assert feed_notices([gone], told) == ["Feed isw is disabled: HTTP 410 Gone"]
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ALERTBOT_CONFIG", raising=False)
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    monkeypatch.setenv("ALERTBOT_DATABASE", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("ALERTBOT_RULES", str(RULES))
+    return tmp_path / "cli.db"
+
+
+def test_cli_subscribers_add_list_remove(cli_env, capsys):
+    from bot.cli import main
+
+    assert main(["subscribers", "add", "--chat", "-100123", "--topic", "kursk"]) == 0
+    assert "-100123 (group) follows: kursk" in capsys.readouterr().out
+    assert main(["subscribers", "list"]) == 0
+    assert "-100123\tgroup\tactive\tinstant\tkursk" in capsys.readouterr().out
+    assert main(["subscribers", "add", "--chat", "-100123", "--topic", "kurks"]) == 1
+    assert "unknown topic 'kurks' (did you mean kursk?)" in capsys.readouterr().err
+    assert main(["subscribers", "add", "--chat", "@news", "--topic", "kursk"]) == 1
+    assert "needs the bot token (TELEGRAM_BOT_TOKEN)" in capsys.readouterr().err
+    assert main(["subscribers", "add", "--chat", "news", "--topic", "kursk"]) == 1
+    assert "neither a numeric chat id nor an @channel" in capsys.readouterr().err
+    assert main(["subscribers", "remove", "--chat", "-100123"]) == 0
+    assert main(["subscribers", "remove", "--chat", "-100123"]) == 1
+    assert "chat -100123 is not a subscriber" in capsys.readouterr().err
+
+
+def test_cli_subscribes_a_channel_by_name(cli_env, bot_api, monkeypatch, capsys):
+    from bot.cli import main
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("ALERTBOT_TELEGRAM_API_URL", bot_api.base_url)
+    assert main(["subscribers", "add", "--chat", "@warnews", "--topic", "kursk"]) == 0
+    out = capsys.readouterr().out
+    assert "(channel, @warnews) follows: kursk" in out
+    with Store(cli_env) as store:
+        [sub] = store.subscribers()
+    assert sub.kind == "channel" and sub.chat_id < 0

@@ -52,7 +52,11 @@ class Decisions:
 
 
 def decide(
-    known: Sequence[KnownItem], entries: Sequence[Item], first_time: bool, backfill: int
+    known: Sequence[KnownItem],
+    entries: Sequence[Item],
+    first_time: bool,
+    backfill: int,
+    fingerprints: Sequence[str] | None = None,
 ) -> Decisions:
     """What to match among `entries` (one feed's document), given the rows the store holds.
 
@@ -60,13 +64,15 @@ def decide(
     the same story, else the same text, else the latest); failing that, when its story key or
     text fingerprint matches a row in this feed (guid regenerated, title or URL edited) or in
     another feed (the story was reported elsewhere). Same uid and same content: unchanged.
+    `fingerprints` (text_fingerprint of each entry) may be passed when already computed.
     """
     index = _Index(known)
     alertable = _newest(entries, backfill) if first_time else set(range(len(entries)))
     present_uids = {e.uid for e in entries}
     to_match, unchanged = [], 0
-    for position, entry in enumerate(entries):
-        fp = text_fingerprint(entry.title, entry.text)
+    if fingerprints is None:
+        fingerprints = [text_fingerprint(e.title, e.text) for e in entries]
+    for position, (entry, fp) in enumerate(zip(entries, fingerprints, strict=True)):
         same = index.same_entry(entry, fp, present_uids)
         related = index.related(entry, fp, same)
         stories = frozenset({entry.story_key, "fp:" + fp} | _stories(related))
@@ -275,19 +281,25 @@ class Poller:
     def _process(
         self, feed: Feed, state: FeedState, items: Sequence[Item], stats: CycleStats
     ) -> None:
-        """Decide, match and record; no await in here, so no other feed interleaves."""
-        known = self.store.known_items(
-            feed.name,
-            [i.uid for i in items],
-            [i.story_key for i in items],
-            [text_fingerprint(i.title, i.text) for i in items],
-        )
-        decisions = decide(known, items, state.last_success is None, feed.backfill)
-        stories = {s for d in decisions.to_match for s in d.stories}
-        last_alerts = dict(self.store.story_alerts(stories))
+        """Decide, match and record; no await in here, so no other feed interleaves.
+
+        The feed's items are committed together (each item with its matches and outbox rows,
+        all or nothing), and alerts are emitted only once committed.
+        """
+        prints = [text_fingerprint(i.title, i.text) for i in items]
+        uids, stories = [i.uid for i in items], [i.story_key for i in items]
+        known = self.store.known_items(feed.name, uids, stories, prints)
+        decisions = decide(known, items, state.last_success is None, feed.backfill, prints)
+        last_alerts = self.store.story_alerts({s for d in decisions.to_match for s in d.stories})
         throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}
-        for decision in decisions.to_match:
-            self._record(decision, last_alerts, throttles, stats)
+        with self.store.transaction():
+            alerts = [self._record(d, last_alerts, throttles, stats) for d in decisions.to_match]
+        for alert in filter(None, alerts):
+            stats.alerts.append(alert)
+            log.info("alert: %s on %s (%s)", alert.item.title, alert.item.feed,
+                     ", ".join(m.rule_id for m in alert.matches))  # fmt: skip
+            if self.emit is not None:
+                self.emit(alert)
 
     def _record(
         self,
@@ -295,7 +307,7 @@ class Poller:
         last_alerts: dict[tuple[str, str], float],
         throttles: Mapping[str, float],
         stats: CycleStats,
-    ) -> None:
+    ) -> Alert | None:
         item, now = decision.item, self.clock()
         earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
         decision = _with_rules(decision, earlier)
@@ -305,20 +317,14 @@ class Poller:
             item, matches, alerting, fingerprint=decision.fingerprint, update_id=decision.update_id
         )
         if row is None:
-            return  # this very version was recorded meanwhile
+            return None  # this very version was recorded meanwhile
         for story in decision.stories:
             self._cycle_rules.setdefault(story, set()).update(m.rule_id for m in matches)
             last_alerts.update({(story, m.rule_id): now for m in alerting})
         stats.items_new += decision.reason in ("new", "elsewhere")
         stats.items_changed += decision.reason in ("changed", "moved")
         stats.matched += bool(matches)
-        if alerting:
-            alert = Alert(item, alerting)
-            stats.alerts.append(alert)
-            log.info("alert: %s on %s (%s)", item.title, item.feed, ", ".join(
-                m.rule_id for m in alerting))  # fmt: skip
-            if self.emit is not None:
-                self.emit(alert)
+        return Alert(item, alerting) if alerting else None
 
     # -- feed bookkeeping ------------------------------------------------------------------
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -74,18 +72,6 @@ def test_health_when_the_last_cycle_is_stale(
         "unhealthy: the last poll cycle finished 16m ago, more than 15m "
         "(3 x the shortest feed interval): is the poller stuck?\n"
     )
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file permissions")
-def test_health_when_the_database_is_read_only(
-    config: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    record_cycle(config, NOW)
-    db = database(config)
-    for path in [db, *db.parent.glob("alertbot.db-*")]:
-        path.chmod(stat.S_IRUSR)
-    assert health(config) == 1
-    assert "not writable" in capsys.readouterr().err
 
 
 def test_health_with_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,7 +46,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 Notify = Callable[[str], Awaitable[None]]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-HELD = "held"  # last_error of a row held back (mute, digest slot) when the store cannot postpone
 
 
 @dataclass
@@ -229,12 +228,8 @@ class Deliverer:
                     break  # keep this chat's order: the rest waits for the next pass
 
     def _postpone(self, rows: Sequence[Any], until: float, stats: Stats) -> None:
-        postpone = getattr(self.store, "postpone", None)
         for row in rows:
-            if postpone:
-                postpone(row.id, until)
-            else:
-                self.store.mark_retry(row.id, HELD, until)
+            self.store.postpone(row.id, until)
         stats.postponed += len(rows)
 
     # -- one row (or one digest) ------------------------------------------------------
@@ -374,7 +369,7 @@ class Deliverer:
         ready, waiting = [], defaultdict(list)
         for row in rows:
             slot = digest_slot(row.next_attempt, sub.digest_time or "08:00", sub.timezone)
-            if slot <= now or (row.last_error or HELD) != HELD:  # a failed digest retries now
+            if slot <= now or row.last_error:  # a digest whose sending failed retries now
                 ready.append(row)
             else:
                 waiting[slot].append(row)

@@ -16,6 +16,7 @@ Parsing is CPU work: callers run it with `asyncio.to_thread`, never on the event
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import os
 import random
 import socket
@@ -315,7 +316,8 @@ def read_file(url: str, max_bytes: int, etag: str | None = None) -> FetchResult:
             stat = os.fstat(handle.fileno())
             tag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
             modified = formatdate(stat.st_mtime, usegmt=True)
-            headers = {"etag": tag, "last-modified": modified}
+            # a local file has no server to declare its type; feedparser flags its absence
+            headers = {"etag": tag, "last-modified": modified, "content-type": _guess_type(path)}
             if etag == tag:
                 return FetchResult(url, 304, None, headers, tag, modified)
             body = handle.read(max_bytes + 1)  # not st_size: special files lie about it
@@ -330,6 +332,11 @@ def read_file(url: str, max_bytes: int, etag: str | None = None) -> FetchResult:
     if len(body) > max_bytes:
         raise too_big(url, max_bytes)
     return FetchResult(url, 200, body, headers, tag, modified)
+
+
+def _guess_type(path: Path) -> str:
+    guessed, _ = mimetypes.guess_type(path.name)
+    return guessed if guessed and "xml" in guessed else "application/xml"
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

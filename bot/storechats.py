@@ -261,6 +261,18 @@ class ChatStore:
             (error, next_attempt, row_id),
         )
 
+    def postpone(self, row_id: int, next_attempt: float) -> None:
+        """Hold a row back (mute, digest slot) without counting a delivery attempt."""
+        self._write("UPDATE outbox SET next_attempt = ? WHERE id = ?", (next_attempt, row_id))
+
+    def reschedule_chat(self, chat_id: int, next_attempt: float) -> int:
+        """Make a chat's pending rows due at `next_attempt` (after /unmute, /instant)."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE outbox SET next_attempt = ? WHERE chat_id = ? AND state = 'pending'",
+                (next_attempt, chat_id),
+            ).rowcount
+
     def mark_failed(self, row_id: int, error: str) -> None:
         self._write(
             "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? "

@@ -66,10 +66,8 @@ async def instant(update: Update, context: Context) -> None:
 
 
 def _resume(context: Context, chat_id: int) -> None:
-    """Held rows (digest, mute) become due now, if the store can do that."""
-    reschedule = getattr(_store(context), "reschedule_chat", None)
-    if reschedule:
-        reschedule(chat_id, time.time())
+    """Held rows (digest, mute) become due now."""
+    _store(context).reschedule_chat(chat_id, time.time())
 
 
 async def mute(update: Update, context: Context) -> None:

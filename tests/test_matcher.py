@@ -335,7 +335,7 @@ def test_wildcard_at_the_end_of_a_phrase(tmp_path: Path) -> None:
 def test_phrase_matches_across_hyphens_punctuation_and_line_breaks(tmp_path: Path) -> None:
     book = rulebook(tmp_path, "match: {all: [live-fire]}")
     for text in ("live fire", "live-fire", "Live–Fire", "live, fire", "live/fire", "live\r\nfire"):
-        assert fires(book, f"Units of the Eastern Theater Command and the PLA held {text} drills.")
+        assert fires(book, f"Units of the Eastern Theater Command and the PLA Navy held {text} drills.")
     assert not fires(book, "The PLA held live drills with fire trucks.")
 
 

@@ -270,6 +270,19 @@ def test_outbox_state_changes_and_order(store: Store, clock: Clock) -> None:
     assert store.outbox_counts() == {"pending": 0, "sent": 1, "failed": 1, "cancelled": 0}
 
 
+def test_postponed_rows_keep_their_attempts_and_come_back_on_reschedule(
+    store: Store, clock: Clock
+) -> None:
+    store.subscribe(1, ["kursk"])
+    store.record_item(item(), [match()], [match()])
+    (row,) = store.due_outbox(clock.now, 10)
+    store.postpone(row.id, clock.now + 3600)  # muted for an hour
+    assert store.due_outbox(clock.now, 10) == []
+    assert store.reschedule_chat(1, clock.now) == 1  # /unmute
+    (again,) = store.due_outbox(clock.now, 10)
+    assert (again.id, again.attempts, again.last_error) == (row.id, 0, None)
+
+
 def test_subscriber_settings_deactivation_and_deletion(store: Store) -> None:
     store.add_subscriber(10, "group", "Analysts")
     store.set_delivery_mode(10, "digest", "07:30")

@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.fetch import Fetcher
 from bot.models import Alert
 from bot.poller import CycleStats, Poller
+from bot.reload import Reloader, reload_on_sighup
 from bot.rules import load_rules
 from bot.store import Store
 
@@ -47,17 +48,29 @@ async def run(
             user_agent=settings.user_agent, max_bytes=settings.max_bytes, timeout=settings.timeout
         ) as fetcher:
             poller = Poller(store, fetcher, rulebook, clock=clock, emit=emit)
+            reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])
             stop = asyncio.Event()
-            with _signals_set(stop):
-                if printing:
-                    await poll_loop(poller, settings, stop=stop, once=once)
-                else:
-                    await run_with_telegram(poller, settings, stop=stop, once=once)
+            with _signals_set(stop), reload_on_sighup(reloader):
+                watching = None if once else asyncio.create_task(reloader.watch(stop))
+                try:
+                    if printing:
+                        await poll_loop(poller, settings, stop=stop, once=once)
+                    else:
+                        await run_with_telegram(poller, reloader, settings, stop=stop, once=once)
+                finally:
+                    stop.set()
+                    if watching is not None:
+                        await watching
     return 0
 
 
 async def run_with_telegram(
-    poller: Poller, settings: Settings, *, stop: asyncio.Event, once: bool = False
+    poller: Poller,
+    reloader: Reloader,
+    settings: Settings,
+    *,
+    stop: asyncio.Event,
+    once: bool = False,
 ) -> None:
     """The poll loop next to the Telegram side: update polling, delivery, admin notices.
 
@@ -72,10 +85,7 @@ async def run_with_telegram(
     from bot.telegram import BotOptions, build_application, start_polling, stop_polling
     from bot.telegram_admin import admin_notifier, watch_feeds
 
-    def swap(rulebook: object) -> None:  # /reload swaps the poller's rules too
-        poller.rulebook = rulebook  # type: ignore[assignment]
-
-    options = BotOptions(settings.admin_ids, settings.access, settings.rules_path, swap)
+    options = BotOptions(settings.admin_ids, settings.access, reloader=reloader)
     app = build_application(
         settings.telegram_token or "", poller.store, poller.rulebook, options,
         base_url=settings.telegram_api_url,
@@ -87,6 +97,7 @@ async def run_with_telegram(
     except NetworkError as exc:
         raise ConfigError(f"cannot reach the Telegram Bot API: {exc}") from None
     notify = admin_notifier(app.bot, settings.admin_ids)
+    reloader.notify = notify
     deliverer = Deliverer(app.bot, poller.store, notify=notify)
     delivering = asyncio.create_task(deliverer.run(stop, interval=1.0))
     watching = asyncio.create_task(watch_feeds(poller.store, notify, stop))

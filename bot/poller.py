@@ -231,6 +231,10 @@ class Poller:
     rng: random.Random = field(default_factory=random.Random)
     concurrency: int = 32  # feeds in flight at once (bounds memory; the Fetcher bounds sockets)
 
+    def use_rules(self, rulebook: Rulebook) -> None:
+        """Match with these rules from the next item on (a reload swaps the whole Rulebook)."""
+        self.rulebook = rulebook
+
     async def run_cycle(self, feeds: Sequence[Feed], *, force: bool = False) -> CycleStats:
         """Poll every due feed once (every enabled one with `force`); failures stay per feed."""
         self.store.sync_feeds(feeds)

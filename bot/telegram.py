@@ -6,9 +6,10 @@ import contextlib
 import difflib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from telegram import (
@@ -34,6 +35,7 @@ from bot.deliver import rate_limiter
 from bot.durations import format_duration
 from bot.messages import esc, render_matches
 from bot.models import Item
+from bot.reload import Reloader
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
@@ -79,8 +81,8 @@ class BotOptions:
 
     admin_ids: set[int] = field(default_factory=set)
     access: str | list[int] = "open"
-    rules_path: Path | None = None
-    on_reload: Callable[[Any], None] | None = None  # told the new Rulebook after /reload
+    rules_path: Path | None = None  # where /reload reads rules when no reloader is given
+    reloader: Reloader | None = None  # shared with the file watcher and SIGHUP
 
 
 def api_base_url(url: str) -> str:
@@ -110,7 +112,12 @@ def build_application(
     if base_url:
         builder = builder.base_url(api_base_url(base_url))
     app = builder.post_init(_post_init).build()
-    app.bot_data.update(store=store, rulebook=rulebook, options=options or BotOptions())
+    options = options or BotOptions()
+    if options.reloader is None and options.rules_path is not None:
+        options.reloader = Reloader(options.rules_path, rulebook)
+    if options.reloader is not None:  # handlers read bot_data["rulebook"] per update
+        options.reloader.on_swap.append(lambda fresh: app.bot_data.update(rulebook=fresh))
+    app.bot_data.update(store=store, rulebook=rulebook, options=options)
     add_handlers(app)
     return app
 
@@ -262,7 +269,17 @@ async def topics(update: Update, context: Context) -> None:
         description = (rule.description or "").strip().split("\n")[0]
         lines.append(f"• <b>{esc(rule.title)}</b> <code>{esc(rule.id)}</code> – {esc(description)}")
     subscribed = _store(context).subscriptions(update.effective_chat.id)
+    lines += gone_lines(sorted(subscribed - {r.id for r in rules}))
     await reply(update, "\n".join(lines)[:4000], keyboard(rules, subscribed))
+
+
+def gone_lines(rule_ids: list[str]) -> list[str]:
+    """Topics a chat follows whose rule was removed: they no longer alert; say so."""
+    return [
+        f"• <code>{esc(i)}</code> – this topic is gone (its rule was removed) and no longer "
+        f"alerts; /unsubscribe {esc(i)} to drop it"
+        for i in rule_ids
+    ]
 
 
 async def toggle(update: Update, context: Context) -> None:
@@ -296,6 +313,9 @@ async def _change(update: Update, context: Context, follow: bool) -> None:
             f" or <code>/{verb} all</code>. /topics lists them.",
         )
         return
+    if not follow:  # topics whose rule was removed can still be dropped
+        followed = _store(context).subscriptions(update.effective_chat.id)
+        rules = rules + [SimpleNamespace(id=i) for i in sorted(followed - {r.id for r in rules})]
     found, unknown = resolve(context.args, rules)
     if found and not await may_change(update, context):
         return
@@ -328,8 +348,9 @@ async def list_topics(update: Update, context: Context) -> None:
         return
     names = {r.id: r.title for r in _rules(context)}
     lines = ["<b>You follow:</b>"] + [
-        f"• {esc(names.get(i, i))} <code>{esc(i)}</code>" for i in ids
+        f"• {esc(names[i])} <code>{esc(i)}</code>" for i in ids if i in names
     ]
+    lines += gone_lines([i for i in ids if i not in names])
     lines.append("")
     lines.append(f"Delivery: {esc(delivery_mode(sub, time.time()))}")
     await reply(update, "\n".join(lines))

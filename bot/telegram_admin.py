@@ -15,7 +15,6 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.errors import RuleError
 from bot.messages import esc, split_lines
 
 log = logging.getLogger(__name__)
@@ -98,23 +97,12 @@ async def reload(update: Update, context: Context) -> None:
     if not _is_admin(update, context):
         await update.effective_message.reply_text("That command is for the bot's admins.")
         return
-    from bot.rules import load_rules
-
-    path = context.bot_data["options"].rules_path
-    if path is None:
+    reloader = context.bot_data["options"].reloader
+    if reloader is None:
         await update.effective_message.reply_text("No rules path is configured.")
         return
-    try:
-        rulebook = load_rules(path)
-    except RuleError as exc:
-        lines = ["Rules NOT reloaded; the old ones stay. Problems:"]
-        lines += [f"<code>{esc(str(p))}</code>" for p in exc.problems]
-        await _reply_lines(update, lines)
-        return
-    context.bot_data["rulebook"] = rulebook  # swapped whole: handlers read it per update
-    if context.bot_data["options"].on_reload:
-        context.bot_data["options"].on_reload(rulebook)
-    await update.effective_message.reply_text(f"Reloaded {len(rulebook.rules)} rules.")
+    outcome = await reloader.reload("/reload", notify=False)
+    await _reply_lines(update, [esc(line) for line in outcome.message().splitlines()])
 
 
 ADMIN_COMMANDS: dict[str, Callable[[Update, Context], Awaitable[None]]] = {

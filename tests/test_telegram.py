@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -181,14 +182,33 @@ async def test_admin_commands(bot_api, app, store, tmp_path):
     assert "Outbox: pending 0, sent 0, failed 0, cancelled 0" in status and "• kursk: 0" in status
     assert "No feeds recorded yet." in (await say(bot_api, "/feeds", chat=ADMIN)).plain
     count = len(load_rules(RULES).rules)
-    assert (await say(bot_api, "/reload", chat=ADMIN)).plain == f"Reloaded {count} rules."
+    assert (
+        await say(bot_api, "/reload", chat=ADMIN)
+    ).plain == f"Rules reloaded (/reload): {count} rules"
     broken = tmp_path / "rules"
     broken.mkdir()
     (broken / "bad.yaml").write_text("id: bad\ntitle: Bad\nlevel: extreme\nmatch: {all: [x]}\n")
-    app.bot_data["options"].rules_path = broken
+    app.bot_data["options"].reloader.path = broken
     answer = (await say(bot_api, "/reload", chat=ADMIN)).plain
-    assert answer.startswith("Rules NOT reloaded; the old ones stay.") and "bad.yaml:" in answer
+    assert answer.startswith("Rules NOT reloaded (/reload); the previous rules keep running:")
+    assert f"{broken / 'bad.yaml'}:3: 'level' must be one of" in answer
     assert len(app.bot_data["rulebook"].rules) == count
+
+
+async def test_a_removed_topic_is_announced_when_its_followers_list_topics(
+    bot_api, app, store, tmp_path
+):
+    await say(bot_api, "/subscribe kursk taiwan-exercises")
+    trimmed = tmp_path / "rules"
+    shutil.copytree(RULES, trimmed)
+    (trimmed / "kursk.yaml").unlink()
+    app.bot_data["options"].reloader.path = trimmed
+    assert "gone: kursk" in (await say(bot_api, "/reload", chat=ADMIN)).plain
+    listing = (await say(bot_api, "/list")).plain
+    assert "kursk – this topic is gone (its rule was removed)" in listing
+    assert "PRC military exercises around Taiwan" in listing
+    assert "No longer following: kursk." in (await say(bot_api, "/unsubscribe kursk")).plain
+    assert store.subscriptions(USER) == {TAIWAN}
 
 
 async def test_token_never_logged(bot_api, store, options, caplog):

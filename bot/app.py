@@ -13,6 +13,7 @@ from typing import TextIO
 
 from bot.config import Settings
 from bot.fetch import Fetcher
+from bot.metrics import Metrics
 from bot.models import Alert
 from bot.poller import CycleStats, Poller
 from bot.reload import Reloader, reload_on_sighup
@@ -48,6 +49,7 @@ async def run(
             user_agent=settings.user_agent, max_bytes=settings.max_bytes, timeout=settings.timeout
         ) as fetcher:
             poller = Poller(store, fetcher, rulebook, clock=clock, emit=emit)
+            poller.metrics = _metrics(settings, store)
             reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])
             stop = asyncio.Event()
             with _signals_set(stop), reload_on_sighup(reloader):
@@ -99,6 +101,8 @@ async def run_with_telegram(
     notify = admin_notifier(app.bot, settings.admin_ids)
     reloader.notify = notify
     deliverer = Deliverer(app.bot, poller.store, notify=notify)
+    if poller.metrics is not None:
+        deliverer.on_pass = poller.metrics.observe_delivery
     delivering = asyncio.create_task(deliverer.run(stop, interval=1.0))
     watching = asyncio.create_task(watch_feeds(poller.store, notify, stop))
     try:
@@ -130,6 +134,8 @@ async def poll_loop(
             log.info("stopped during a cycle; unfinished feeds will be fetched again next time")
             return
         poller.store.record_cycle(started, poller.clock(), stats.summary())
+        if poller.metrics is not None:
+            poller.metrics.observe_cycle(stats, poller.clock() - started)
         _log_cycle(stats)
         if poller.clock() - last_prune >= PRUNE_EVERY:
             pruned = poller.store.prune(settings.prune_after)
@@ -166,6 +172,16 @@ def _sleep_for(poller: Poller, settings: Settings) -> float:
     ]
     wait = min(times, default=now + settings.shortest_interval) - now
     return max(MIN_SLEEP, min(wait, settings.shortest_interval))
+
+
+def _metrics(settings: Settings, store: Store) -> Metrics | None:
+    """Prometheus metrics on the configured port, or None when not configured."""
+    if settings.metrics_port is None:
+        return None
+    metrics = Metrics(store)
+    metrics.serve(settings.metrics_port)
+    log.info("Prometheus metrics on port %d at /metrics", settings.metrics_port)
+    return metrics
 
 
 def _log_cycle(stats: CycleStats) -> None:

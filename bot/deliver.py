@@ -166,6 +166,7 @@ class Deliverer:
         self.stalled_until = 0.0
         self._wake = asyncio.Event()
         self.halt = asyncio.Event()  # set: finish the messages in flight, start no others
+        self.on_pass: Callable[[Stats], None] | None = None  # e.g. Metrics.observe_delivery
 
     # -- the loop -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
@@ -173,7 +174,9 @@ class Deliverer:
         self.halt = stop  # a stop mid-pass leaves the remaining rows pending for next time
         while not stop.is_set():
             try:
-                await self.deliver_due()
+                stats = await self.deliver_due()
+                if self.on_pass is not None:
+                    self.on_pass(stats)
             except Exception:  # one bad pass must not end delivery for good
                 log.exception("delivery pass failed; trying again in %ss", interval)
             self._wake.clear()

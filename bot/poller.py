@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.errors import FeedError, FeedGone, FeedThrottled
 from bot.fetch import Fetcher, FetchResult, backoff_delay
@@ -204,6 +205,7 @@ class CycleStats:
     matched: int = 0  # items that matched at least one rule
     alerts: list[Alert] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    fetch_seconds: list[float] = field(default_factory=list)  # each answered fetch's latency
 
     def summary(self) -> dict[str, int]:
         return {
@@ -230,6 +232,7 @@ class Poller:
     emit: Callable[[Alert], None] | None = None
     rng: random.Random = field(default_factory=random.Random)
     concurrency: int = 32  # feeds in flight at once (bounds memory; the Fetcher bounds sockets)
+    metrics: Any = None  # a metrics.Metrics, fed by the run loop after each cycle
 
     def use_rules(self, rulebook: Rulebook) -> None:
         """Match with these rules from the next item on (a reload swaps the whole Rulebook)."""
@@ -256,6 +259,7 @@ class Poller:
             result = await self.fetcher.fetch(
                 state.url, etag=state.etag, last_modified=state.last_modified, headers=feed.headers
             )
+            stats.fetch_seconds.append(result.elapsed)
             if result.permanent_redirect:
                 log.info("feed %s moved permanently to %s", feed.name, result.permanent_redirect)
                 self.store.set_feed_url(feed.name, result.permanent_redirect)

@@ -28,7 +28,7 @@ import ahocorasick
 from bot.models import Item, Match, Window
 from bot.rules import Expr, Leaf, Rule, Term, compile_regex
 from bot.summary import Evidence, make_snippets
-from bot.text import BOUNDARY, canonical, sentences
+from bot.text import BOUNDARY, SENTENCE_JOINER, canonical, sentences
 
 Node = Any  # frozenset[int] (a leaf: its term ids) or _Node
 
@@ -157,7 +157,8 @@ class Rulebook:
         candidates = self._candidates(item, present)
         if not candidates:
             return []
-        analysed = {name: self._analyse(text, name) for name, text in fields.items()}
+        by_words = any(not isinstance(c.rule.within, str) for c in candidates)
+        analysed = {name: self._analyse(text, name, by_words) for name, text in fields.items()}
         matches = []
         for compiled in candidates:
             found = self._match_rule(compiled, analysed, fields)
@@ -207,7 +208,7 @@ class Rulebook:
                 out.append(compiled)
         return out
 
-    def _analyse(self, text: str, field_name: str) -> list[_Sentence]:
+    def _analyse(self, text: str, field_name: str, by_words: bool) -> list[_Sentence]:
         """Sentences of one field with the terms found in each (only for candidate items)."""
         if field_name == "title":
             spans = [(0, len(text), 0)] if text.strip() else []
@@ -215,18 +216,20 @@ class Rulebook:
             spans = [(s.start, s.end, s.paragraph) for s in sentences(text)]
         out = [_Sentence(field_name, a, b, p) for a, b, p in spans]
         if out and self._automaton is not None:
-            canon = canonical(BOUNDARY.join(text[a:b] for a, b, _ in spans))
-            self._hits_in(out, canon, text)
+            canon = canonical(SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans))
+            self._hits_in(out, canon, text, by_words)
         self._regex_hits(out, text)
         return out
 
-    def _hits_in(self, out: list[_Sentence], canon: str, text: str) -> None:
-        """One scan of the joined sentences; each hit is credited to its sentence and word."""
+    def _hits_in(self, out: list[_Sentence], canon: str, text: str, by_words: bool) -> None:
+        """One scan of the joined sentences; each hit is credited to its sentence (and word,
+        when a rule counts words: counting is the costly part)."""
         marks = [m.start() for m in re.finditer(BOUNDARY, canon)]
         for end, (length, ids) in self._automaton.iter(canon):
             start = end - length + 1
             index = bisect.bisect_left(marks, start)
-            word = canon.count(" ", 0, start + 1) - 1 - index  # boundaries are not words
+            # the word's position: spaces before it, less the boundaries (not words)
+            word = canon.count(" ", 0, start + 1) - 1 - index if by_words else 0
             for term_id in ids:
                 out[index].hits.setdefault(term_id, []).append(word)
         for sentence in out:

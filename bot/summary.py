@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from bot.models import Snippet
@@ -36,30 +37,45 @@ def make_snippets(evidence: list[Evidence], texts: dict[str, str]) -> tuple[Snip
 def find_terms(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
     """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
     words = tokens(text)
+    starts: dict[str, list[int]] = defaultdict(list)  # folded word -> its positions
+    for position, word in enumerate(words):
+        starts[word.folded].append(position)
     spans: list[tuple[int, int]] = []
     for term in terms:
         if term.kind == "regex":
-            spans += [
-                m.span() for m in compile_regex(term.key).finditer(text) if m.end() > m.start()
-            ]
+            found = compile_regex(term.key).finditer(text)
+            spans += [m.span() for m in found if m.end() > m.start()]
         else:
-            spans += _word_spans(words, term)
+            spans += _word_spans(words, starts, term)
     return _merge(spans)
 
 
-def _word_spans(words: list[Token], term: Term) -> list[tuple[int, int]]:
+def _word_spans(
+    words: list[Token], starts: dict[str, list[int]], term: Term
+) -> list[tuple[int, int]]:
     wanted = term.key.split()
-    n = len(wanted)
+    prefix = term.kind == "prefix"
+    if prefix and len(wanted) == 1:
+        candidates = [i for i, w in enumerate(words) if w.folded.startswith(wanted[0])]
+    else:
+        candidates = starts.get(wanted[0], [])
     spans = []
-    for i in range(len(words) - n + 1):
-        window = words[i : i + n]
-        last_is_prefix = term.kind == "prefix"
-        if all(
-            _same(w, want, last_is_prefix and j == n - 1)
-            for j, (w, want) in enumerate(zip(window, wanted, strict=True))
-        ) and _case_fits(window, term):
+    for i in candidates:
+        window = words[i : i + len(wanted)]
+        if (
+            len(window) == len(wanted)
+            and _fits(window, wanted, prefix)
+            and _case_fits(window, term)
+        ):
             spans.append((window[0].start, window[-1].end))
     return spans
+
+
+def _fits(window: list[Token], wanted: list[str], prefix: bool) -> bool:
+    *body, last = wanted
+    if any(w.folded != want for w, want in zip(window, body, strict=False)):
+        return False
+    return window[-1].folded.startswith(last) if prefix else window[-1].folded == last
 
 
 def _case_fits(window: list[Token], term: Term) -> bool:
@@ -71,10 +87,6 @@ def _case_fits(window: list[Token], term: Term) -> bool:
         if term.kind == "prefix"
         else written == term.cased_key.strip()
     )
-
-
-def _same(token: Token, wanted: str, prefix: bool) -> bool:
-    return token.folded.startswith(wanted) if prefix else token.folded == wanted
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -16,10 +16,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 # Joins sentences before canonicalising; it survives as a word of its own that no term
-# contains, so phrases never match across it (a private-use character: never in real text).
-BOUNDARY = "\ue000"
+# contains, so phrases never match across it (ASCII BEL: never in report text, not space
+# to str.split, and ASCII keeps str.translate on its fast path).
+BOUNDARY = "\x07"
+SENTENCE_JOINER = f" {BOUNDARY} "
 
 
 @lru_cache(maxsize=1)
@@ -35,7 +38,7 @@ def _canonical_table() -> dict[int, str | None]:
             table[code] = None if unicodedata.category(char) == "Mn" else " "
     table[ord("_")] = " "
     table[0x02BC] = " "  # the Ukrainian apostrophe is a letter to Unicode, a separator to us
-    table[ord(BOUNDARY)] = f" {BOUNDARY} "
+    del table[ord(BOUNDARY)]  # kept as it is: one-to-one mappings keep translate fast
     return table
 
 
@@ -62,8 +65,7 @@ def canonical(text: str, *, keep_case: bool = False) -> str:
 _WORD = re.compile(r"[^\W_]+")
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """One word of a display text: where it is, and its folded form."""
 
     start: int
@@ -74,12 +76,12 @@ class Token:
 
 def tokens(text: str) -> list[Token]:
     """Words of `text` with their character spans (for highlighting, not for the hot path)."""
+    if text.isascii():
+        return [Token(m.start(), m.end(), m[0].lower(), m[0]) for m in _WORD.finditer(text)]
     out = []
     for m in _WORD.finditer(text):
-        word = m.group()
-        parts = [word.lower()] if word.isascii() else canonical(word).split()
         # a word only splits further in odd cases (e.g. NFKC of "½"): keep the whole span
-        out += [Token(m.start(), m.end(), part, word) for part in parts]
+        out += [Token(m.start(), m.end(), part, m[0]) for part in canonical(m[0]).split()]
     return out
 
 
@@ -95,6 +97,7 @@ class Sentence:
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 # A sentence ends at . ! ? … (plus closing quotes/brackets) followed by whitespace.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|\n+")
+_DOTTED = re.compile(r"(?:\w\.)+\w")  # "U.S", "e.g": the last dot follows
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr st mt no vs etc gen lt col maj capt sgt adm cmdr gov sen rep pres prof "
     "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp dept est approx fig "
@@ -126,18 +129,19 @@ def _paragraph_spans(text: str) -> list[tuple[int, int]]:
 
 def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
     """Tell a full stop from an abbreviation, an initial or a decimal point."""
-    if m.group().startswith("\n"):
+    mark = text[m.start()]
+    if mark == "\n":
         return _line_ends_sentence(text, sentence_start, m.start())
     following = text[m.end() : m.end() + 1]
     if following and (following.islower() or following in ",;:"):
         return False
-    if m.group()[0] != ".":
+    if mark != ".":
         return True
-    word = text[sentence_start : m.start()].rsplit(None, 1)[-1:] or [""]
-    last = word[0].lstrip("(\"'“‘«").casefold()
+    word_start = max(text.rfind(" ", sentence_start, m.start()), sentence_start - 1) + 1
+    last = text[word_start : m.start()].lstrip("(\"'“‘«").casefold()
     if len(last) == 1 and last.isalpha():
         return False  # an initial: "J. Smith", "U.S."
-    return last not in _ABBREVIATIONS and not re.fullmatch(r"(?:\w\.)+\w", last)
+    return last not in _ABBREVIATIONS and not _DOTTED.fullmatch(last)
 
 
 def _line_ends_sentence(text: str, sentence_start: int, line_end: int) -> bool:

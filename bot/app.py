@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from bot.articles import ArticleSource
 from bot.config import Settings
 from bot.fetch import Fetcher
 from bot.metrics import Metrics
@@ -48,7 +49,8 @@ async def run(
         async with Fetcher(
             user_agent=settings.user_agent, max_bytes=settings.max_bytes, timeout=settings.timeout
         ) as fetcher:
-            poller = Poller(store, fetcher, rulebook, clock=clock, emit=emit)
+            articles = ArticleSource(store, fetcher, clock=clock)  # full text for teasers
+            poller = Poller(store, fetcher, rulebook, clock=clock, emit=emit, articles=articles)
             poller.metrics = _metrics(settings, store)
             reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])
             stop = asyncio.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -40,6 +41,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     match.add_argument("file", nargs="?", default="-", help="a text file, or - for stdin (default)")
     match.add_argument("--rules", type=Path, help="rules folder or file (default: ./rules)")
     match.add_argument("--json", action="store_true", help='print {"matches": [...]} as JSON')
+    match.add_argument(
+        "--url", help="fetch this article page and match its main text, as full_text does"
+    )
     match.set_defaults(handler=cmd_match)
 
 
@@ -110,8 +114,11 @@ def _shorten(text: str, limit: int = 100) -> str:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
-    """Show which rules fire on one text and their snippets."""
-    text = _read_input(args.file)
+    """Show which rules fire on one text (or article page) and their snippets."""
+    if args.url and args.file != "-":
+        print("alertbot: give either FILE or --url, not both", file=sys.stderr)
+        return 2
+    text = _read_url(args.url) if args.url else _read_input(args.file)
     if text is None:
         return 1
     try:
@@ -125,6 +132,25 @@ def cmd_match(args: argparse.Namespace) -> int:
     matches = rulebook.match(item)
     print(_as_json(matches) if args.json else _as_text(matches))
     return 0
+
+
+def _read_url(url: str) -> str | None:
+    """The main text of the article at `url`, fetched and extracted as the poller does."""
+    from bot.errors import FullTextError  # imported here: trafilatura is slow to import
+    from bot.fetch import Fetcher
+    from bot.fulltext import fetch_article
+
+    async def fetch() -> str:
+        async with Fetcher() as fetcher:
+            article = await fetch_article(fetcher, url)
+        assert article is not None  # no validators were sent, so no 304
+        return article.text
+
+    try:
+        return asyncio.run(fetch())
+    except FullTextError as exc:
+        print(f"alertbot: {exc}", file=sys.stderr)
+        return None
 
 
 def _read_input(name: str) -> str | None:

@@ -69,7 +69,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
 
 def _example_values() -> dict[str, Any]:
     """The bundled example: the package's sample feed, ./rules and ./state, no network, no token."""
-    feed = Feed(name="example", url=EXAMPLE_FEED.as_uri(), interval=600.0, backfill=1000)
+    # its links are placeholders: fetching the articles would break the "no network" promise
+    feed = Feed(
+        name="example", url=EXAMPLE_FEED.as_uri(), interval=600.0, backfill=1000, full_text="never"
+    )
     return {
         "feeds": [feed],
         "rules_path": Path("rules").resolve(),

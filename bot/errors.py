@@ -6,6 +6,7 @@ AlertbotError
 ├── FeedError            one feed could not be fetched or parsed
 │   ├── FeedGone         410, or 404 for a day: the feed is disabled
 │   └── FeedThrottled    429/503 with Retry-After: try again later
+├── FullTextError        a linked article could not be fetched or read (the teaser is used)
 ├── StoreError           the database cannot be used
 │   └── AlreadyRunning   another alertbot process holds the database
 └── DeliveryError        a message could not be delivered
@@ -64,6 +65,21 @@ class FeedThrottled(FeedError):
 
     def __init__(self, message: str, retry_after: float, *, status: int | None = None):
         super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class FullTextError(AlertbotError):
+    """A linked article could not be fetched or read; the item is matched on its feed text.
+
+    Not a FeedError: the feed itself is fine, so this never counts towards the feed's backoff.
+    `retry_after` is set when the server asked us to come back later (429/503).
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
+        super().__init__(message)
+        self.status = status
         self.retry_after = retry_after
 
 

@@ -12,11 +12,12 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.articles import ArticleSource, FullText
 from bot.errors import FeedError, FeedGone, FeedThrottled
 from bot.fetch import Fetcher, FetchResult, backoff_delay
 from bot.matcher import Rulebook
@@ -44,6 +45,7 @@ class Decision:
     may_alert: bool  # False for entries beyond the backfill on a feed's first sight
     update_id: int | None = None  # overwrite this row (same entry, new version or new guid)
     reason: str = "new"  # new | changed | moved (new guid or link) | elsewhere (other feed)
+    # | retry (unchanged, matched again now that its article could be fetched)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ def decide(
     first_time: bool,
     backfill: int,
     fingerprints: Sequence[str] | None = None,
+    refresh: Collection[str] = (),
 ) -> Decisions:
     """What to match among `entries` (one feed's document), given the rows the store holds.
 
@@ -66,6 +69,7 @@ def decide(
     text fingerprint matches a row in this feed (guid regenerated, title or URL edited) or in
     another feed (the story was reported elsewhere). Same uid and same content: unchanged.
     `fingerprints` (text_fingerprint of each entry) may be passed when already computed.
+    Unchanged entries whose uid is in `refresh` are matched again (reason "retry").
     """
     index = _Index(known)
     alertable = _newest(entries, backfill) if first_time else set(range(len(entries)))
@@ -79,9 +83,11 @@ def decide(
         stories = frozenset({entry.story_key, "fp:" + fp} | _stories(related))
         rules = frozenset().union(*(k.rules for k in related))
         if same is not None and same.content_hash == entry.content_hash and same.uid == entry.uid:
-            unchanged += 1
-            continue
-        if same is not None:
+            if entry.uid not in refresh:
+                unchanged += 1
+                continue
+            reason = "retry"
+        elif same is not None:
             reason = "changed" if same.uid == entry.uid else "moved"
         else:
             reason = "elsewhere" if related else "new"
@@ -233,6 +239,7 @@ class Poller:
     rng: random.Random = field(default_factory=random.Random)
     concurrency: int = 32  # feeds in flight at once (bounds memory; the Fetcher bounds sockets)
     metrics: Any = None  # a metrics.Metrics, fed by the run loop after each cycle
+    articles: ArticleSource | None = None  # full text for teasers (feeds' `full_text`); None: off
 
     def use_rules(self, rulebook: Rulebook) -> None:
         """Match with these rules from the next item on (a reload swaps the whole Rulebook)."""
@@ -266,7 +273,9 @@ class Poller:
             body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
             if result.status == 304 or body_hash == state.body_hash:
                 stats.unchanged += 1
+                problems = await self._process(feed, state, [], stats)  # due article retries
                 self._succeeded(feed, result, state.body_hash, state.title)
+                self._articles_failed(feed, problems)
                 return
             assert result.body is not None
             parsed = await asyncio.to_thread(
@@ -276,9 +285,10 @@ class Poller:
                 raise FeedError(parsed.problem)
             if parsed.bozo:
                 log.info("feed %s is malformed but readable: %s", feed.name, parsed.bozo)
-            self._process(feed, state, parsed.items, stats)
+            problems = await self._process(feed, state, parsed.items, stats)
             stats.fetched += 1
             self._succeeded(feed, result, body_hash, parsed.title or state.title)
+            self._articles_failed(feed, problems)
         except FeedThrottled as exc:
             self._throttled(feed, exc, stats)
         except FeedGone as exc:
@@ -286,46 +296,76 @@ class Poller:
         except Exception as exc:  # any failure of one feed is that feed's, not the cycle's
             self._failed(feed, state, exc, stats)
 
-    def _process(
+    async def _process(
         self, feed: Feed, state: FeedState, items: Sequence[Item], stats: CycleStats
-    ) -> None:
-        """Decide, match and record; no await in here, so no other feed interleaves.
+    ) -> list[str]:
+        """Decide, fetch teasers' articles, match and record; returns full-text failures.
 
         The feed's items are committed together (each item with its matches and outbox rows,
-        all or nothing), and alerts are emitted only once committed.
+        all or nothing), and alerts are emitted only once committed. Other feeds may record
+        while the articles are awaited: the rules this cycle matched per story (looked up at
+        record time) and the story alerts read after the wait keep a story from alerting twice.
         """
+        retry = self.articles.retries(feed.name) if self.articles is not None else []
+        present = {i.uid for i in items}
+        items = [*items, *(r for r in retry if r.uid not in present)]
+        if not items:
+            return []
         prints = [text_fingerprint(i.title, i.text) for i in items]
         uids, stories = [i.uid for i in items], [i.story_key for i in items]
         known = self.store.known_items(feed.name, uids, stories, prints)
-        decisions = decide(known, items, state.last_success is None, feed.backfill, prints)
+        first_time, refresh = state.last_success is None, {r.uid for r in retry}
+        decisions = decide(known, items, first_time, feed.backfill, prints, refresh)
+        texts = await self._full_texts(feed, decisions.to_match)
         last_alerts = self.store.story_alerts({s for d in decisions.to_match for s in d.stories})
         throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}
         with self.store.transaction():
-            alerts = [self._record(d, last_alerts, throttles, stats) for d in decisions.to_match]
+            alerts = [
+                self._record(d, text, last_alerts, throttles, stats)
+                for d, text in zip(decisions.to_match, texts, strict=True)
+            ]
         for alert in filter(None, alerts):
             stats.alerts.append(alert)
             log.info("alert: %s on %s (%s)", alert.item.title, alert.item.feed,
                      ", ".join(m.rule_id for m in alert.matches))  # fmt: skip
             if self.emit is not None:
                 self.emit(alert)
+        return [text.error for text in texts if text.error]
+
+    async def _full_texts(self, feed: Feed, decisions: Sequence[Decision]) -> list[FullText]:
+        if self.articles is None:
+            return [FullText(d.item) for d in decisions]
+        resolve, mode = self.articles.resolve, feed.full_text
+        return await asyncio.gather(
+            *(resolve(d.item, mode, refresh=d.reason in ("changed", "moved")) for d in decisions)
+        )
 
     def _record(
         self,
         decision: Decision,
+        text: FullText,
         last_alerts: dict[tuple[str, str], float],
         throttles: Mapping[str, float],
         stats: CycleStats,
     ) -> Alert | None:
         item, now = decision.item, self.clock()
+        if decision.reason == "retry" and self.articles is not None:
+            self.articles.retried(item)
+            if text.item is item:
+                return None  # still only the feed's text, which was matched already
         earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
         decision = _with_rules(decision, earlier)
-        matches = self.rulebook.match(item)
+        matches = self.rulebook.match(text.item)  # the article's text when there is one
         alerting = select_alerts(decision, matches, last_alerts, throttles, now)
+        # the row and the alert keep the feed's own text (the article is in `articles`): the
+        # snippets already carry the article's sentences, and outbox rows stay small
         row = self.store.record_item(
             item, matches, alerting, fingerprint=decision.fingerprint, update_id=decision.update_id
         )
         if row is None:
             return None  # this very version was recorded meanwhile
+        if self.articles is not None and decision.may_alert:
+            self.articles.schedule_retry(text, row)
         for story in decision.stories:
             self._cycle_rules.setdefault(story, set()).update(m.rule_id for m in matches)
             last_alerts.update({(story, m.rule_id): now for m in alerting})
@@ -346,6 +386,17 @@ class Poller:
             body_hash=body_hash,
             title=title,
             next_fetch=self.clock() + feed.interval,
+        )
+
+    def _articles_failed(self, feed: Feed, problems: Sequence[str]) -> None:
+        """Noted on the feed's health without counting as a feed error (no backoff)."""
+        if not problems:
+            return
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        message = f"full text: {problems[0]}{more}"
+        log.warning("feed %s: %s", feed.name, message, extra={"feed": feed.name})
+        self.store.record_feed_error(
+            feed.name, message, next_fetch=self.clock() + feed.interval, count=False
         )
 
     def _throttled(self, feed: Feed, exc: FeedThrottled, stats: CycleStats) -> None:

@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from bot.errors import AlreadyRunning, StoreError
 from bot.models import Feed, Item, Match
+from bot.storearticles import ArticleRow, ArticleStore
 from bot.storechats import ChatStore, OutboxRow, Subscriber
 from bot.storeschema import (
     MIGRATIONS,
@@ -31,6 +32,7 @@ from bot.storeschema import (
 
 __all__ = [
     "MIGRATIONS",
+    "ArticleRow",
     "FeedState",
     "KnownItem",
     "OutboxRow",
@@ -79,7 +81,7 @@ class KnownItem:
     rules: frozenset[str]  # rules this version matched
 
 
-class Store(ChatStore):
+class Store(ChatStore, ArticleStore):
     """One SQLite connection, used under a lock so any thread may call it (one at a time)."""
 
     def __init__(
@@ -393,8 +395,9 @@ class Store(ChatStore):
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def prune(self, older_than_seconds: float) -> int:
-        """Drop bodies of items first seen longer ago; uid, story key and hashes stay forever."""
+        """Drop bodies (and fetched article texts) older than this; ids and hashes stay forever."""
         cutoff = self.clock() - older_than_seconds
+        self.prune_articles(cutoff)
         return self._write(
             "UPDATE items SET text = NULL, title = NULL WHERE first_seen < ? AND text IS NOT NULL",
             (cutoff,),

@@ -63,8 +63,20 @@ def _v1(db: Database) -> None:
         db.execute(statement)
 
 
+def _v2(db: Database) -> None:
+    # full text of teaser entries, one row per article (normalised link), pruned with its items;
+    # retry_item names the item to match again when the first fetch failed (one retry)
+    db.execute(
+        """CREATE TABLE articles (
+        key TEXT PRIMARY KEY, url TEXT NOT NULL, text TEXT, etag TEXT, last_modified TEXT,
+        fetched_at REAL NOT NULL, tries INTEGER NOT NULL DEFAULT 0, last_error TEXT,
+        retry_item INTEGER, retry_at REAL)"""
+    )
+    db.execute("CREATE INDEX articles_retry ON articles (retry_item) WHERE retry_item IS NOT NULL")
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_v1,)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
 
 
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:

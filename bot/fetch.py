@@ -195,6 +195,9 @@ class Fetcher:
         if status in _REDIRECTS:
             return _redirect(response)
         if status == 304:
+            # a 304 has no body, but httpx returns the connection to its pool only once the
+            # (empty) body is read: unread, each unchanged feed would cost a new connection
+            await response.aread()
             return _result(response, None)
         if 200 <= status < 300:
             return _result(response, await self._read_capped(response))

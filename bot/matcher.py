@@ -18,17 +18,18 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 from typing import Any
 
 import ahocorasick
 
-from bot.models import Item, Match, Window
+from bot.models import Item, Match
 from bot.rules import Expr, Leaf, Rule, Term, compile_regex
-from bot.summary import Evidence, make_snippets
+from bot.summary import make_snippets
 from bot.text import BOUNDARY, SENTENCE_JOINER, canonical, sentences
+from bot.windows import Sentence, evidence, present, spans, windows
 
 Node = Any  # frozenset[int] (a leaf: its term ids) or _Node
 
@@ -51,22 +52,12 @@ def _holds(node: Node, present: set[int], veto: bool = True) -> bool:
     return not (veto and any(_holds(child, present, veto) for child in node.none))
 
 
-@dataclass
-class _Sentence:
-    """One sentence of one field, with the terms found in it and their word positions."""
-
-    field: str
-    start: int
-    end: int
-    paragraph: int
-    hits: dict[int, list[int]] = field(default_factory=dict)  # term id -> word positions
-
-
 @dataclass(frozen=True)
 class _CompiledRule:
     rule: Rule
     expr: Node
     positive: frozenset[int]  # term ids that can make the rule fire
+    own: frozenset[int]  # all its term ids, `none` ones included
 
 
 class Rulebook:
@@ -122,10 +113,12 @@ class Rulebook:
 
     def _compile_rule(self, rule: Rule) -> _CompiledRule:
         positive: set[int] = set()
+        own: set[int] = set()
 
         def compile_node(node: Expr | Leaf, collect: bool) -> Node:
             if isinstance(node, Leaf):
                 ids = frozenset(self._term_id(t) for t in node.terms)
+                own.update(ids)
                 if collect:
                     positive.update(ids)
                 return ids
@@ -136,7 +129,7 @@ class Rulebook:
             )
 
         expr = compile_node(rule.match, True)
-        return _CompiledRule(rule, expr, frozenset(positive))
+        return _CompiledRule(rule, expr, frozenset(positive), frozenset(own))
 
     def _build_automaton(self) -> Any:
         keys: dict[str, list[int]] = defaultdict(list)
@@ -208,65 +201,97 @@ class Rulebook:
                 out.append(compiled)
         return out
 
-    def _analyse(self, text: str, field_name: str, by_words: bool) -> list[_Sentence]:
+    def _analyse(self, text: str, field_name: str, by_words: bool) -> list[Sentence]:
         """Sentences of one field with the terms found in each (only for candidate items)."""
         if field_name == "title":
             spans = [(0, len(text), 0)] if text.strip() else []
         else:
             spans = [(s.start, s.end, s.paragraph) for s in sentences(text)]
-        out = [_Sentence(field_name, a, b, p) for a, b, p in spans]
+        out = [Sentence(field_name, a, b, p) for a, b, p in spans]
         if out and self._automaton is not None:
-            canon = canonical(SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans))
-            self._hits_in(out, canon, text, by_words)
-        self._regex_hits(out, text)
+            joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
+            self._hits_in(out, joined, by_words)
+        if out and self._regexes:
+            self._regex_hits(out, text, by_words)
         return out
 
-    def _hits_in(self, out: list[_Sentence], canon: str, text: str, by_words: bool) -> None:
-        """One scan of the joined sentences; each hit is credited to its sentence (and word,
-        when a rule counts words: counting is the costly part)."""
+    def _hits_in(self, out: list[Sentence], joined: str, by_words: bool) -> None:
+        """One scan of the joined sentences; each hit is credited to its sentence (and its
+        word number, when a rule counts words)."""
+        canon = canonical(joined)
         marks = [m.start() for m in re.finditer(BOUNDARY, canon)]
+        cased = canonical(joined, keep_case=True) if self._cased else canon
+        spaces = _SpaceCounter(canon)
+        if by_words:  # a sentence's first word: spaces up to it, less the boundary tokens
+            firsts = _SpaceCounter(canon)
+            for n, mark in enumerate(marks, 1):
+                out[n].first_word = firsts.before(mark + 2) - 1 - n
         for end, (length, ids) in self._automaton.iter(canon):
             start = end - length + 1
             index = bisect.bisect_left(marks, start)
-            # the word's position: spaces before it, less the boundaries (not words)
-            word = canon.count(" ", 0, start + 1) - 1 - index if by_words else 0
+            word = spaces.before(start + 1) - 1 - index if by_words else 0
+            hits = out[index].hits
             for term_id in ids:
-                out[index].hits.setdefault(term_id, []).append(word)
-        for sentence in out:
-            cased = self._cased.intersection(sentence.hits)
-            raw = text[sentence.start : sentence.end]
-            for term_id in self._absent_cased(cased, raw) if cased else ():
-                del sentence.hits[term_id]
+                if term_id in self._cased and not self._case_fits(term_id, cased, canon, start):
+                    continue
+                hits.setdefault(term_id, []).append(word)
 
-    def _regex_hits(self, out: list[_Sentence], text: str) -> None:
-        if not self._regexes or not out:
-            return
-        text = unicodedata.normalize("NFKC", text)
-        starts = [s.start for s in out]
-        for term_id, regex in self._regexes:
-            for m in regex.finditer(text):
-                index = max(0, bisect.bisect_right(starts, m.start()) - 1)
-                word = len(canonical(text[: m.start()]).split())
-                out[index].hits.setdefault(term_id, []).append(word)
+    def _case_fits(self, term_id: int, cased: str, canon: str, start: int) -> bool:
+        """Is this very occurrence written in the term's case?"""
+        key = self._terms[term_id].cased_key
+        if len(cased) == len(canon):  # nearly always: then positions agree
+            return cased.startswith(key, start)
+        return key in cased  # case folding changed lengths (ß, ǰ): judge the whole field
+
+    def _regex_hits(self, out: list[Sentence], text: str, by_words: bool) -> None:
+        """Regex terms, sentence by sentence on the NFKC text (so positions stay put)."""
+        for sentence in out:
+            chunk = unicodedata.normalize("NFKC", text[sentence.start : sentence.end])
+            for term_id, regex in self._regexes:
+                word, last = sentence.first_word, 0
+                for m in regex.finditer(chunk):
+                    if by_words:  # counted piecewise: never rescan from the sentence start
+                        word += len(canonical(chunk[last : m.start()]).split())
+                        last = m.start()
+                    sentence.hits.setdefault(term_id, []).append(word)
 
     def _match_rule(
-        self, compiled: _CompiledRule, analysed: dict[str, list[_Sentence]], texts: dict[str, str]
+        self, compiled: _CompiledRule, analysed: dict[str, list[Sentence]], texts: dict[str, str]
     ) -> Match | None:
         rule = compiled.rule
         relevant = [s for f in rule.fields for s in analysed[f]]
-        windows = [w for w in _windows(rule.within, relevant) if _holds(compiled.expr, _present(w))]
-        if not windows:
+        satisfied = [
+            w
+            for w in windows(rule.within, relevant, compiled.own)
+            if _holds(compiled.expr, present(w))
+        ]
+        if not satisfied:
             return None
-        evidence = _evidence(windows, compiled.positive, self._terms)
-        terms = sorted({t for e in evidence for t in e.terms}, key=lambda t: t.text)
+        found = evidence(satisfied, compiled.positive, self._terms)
+        terms = sorted({t.text for e in found for t in e.terms})
         return Match(
             rule_id=rule.id,
             title=rule.title,
             level=rule.level,
-            windows=tuple(_window_spans(windows)),
-            terms=tuple(t.text for t in terms),
-            snippets=make_snippets(evidence, texts),
+            windows=spans(satisfied),
+            terms=tuple(terms),
+            snippets=make_snippets(found, texts),
         )
+
+
+class _SpaceCounter:
+    """Spaces in text[:pos], for positions mostly moving forward: linear over a whole scan."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.pos, self.count = text, 0, 0
+
+    def before(self, pos: int) -> int:
+        if pos >= self.pos:
+            self.count += self.text.count(" ", self.pos, pos)
+        else:
+            self.count -= self.text.count(" ", pos, self.pos)
+        self.pos = pos
+        return self.count
 
 
 def _required_parts(expr: Node) -> list[frozenset[int]]:
@@ -277,67 +302,3 @@ def _required_parts(expr: Node) -> list[frozenset[int]]:
     if expr.any and all(isinstance(child, frozenset) for child in expr.any):
         parts.append(frozenset().union(*expr.any))
     return parts
-
-
-def _present(window: list[_Sentence]) -> set[int]:
-    return set().union(*(s.hits for s in window))
-
-
-def _windows(within: str | int, sents: list[_Sentence]) -> list[list[_Sentence]]:
-    """The windows a rule is evaluated in, each a list of sentences."""
-    if within == "sentence":
-        return [[s] for s in sents if s.hits]
-    if within == "item":
-        return [sents] if sents else []
-    if within == "paragraph":
-        groups: dict[tuple[str, int], list[_Sentence]] = defaultdict(list)
-        for s in sents:
-            groups[(s.field, s.paragraph)].append(s)
-        return [g for g in groups.values() if any(s.hits for s in g)]
-    return _word_windows(int(within), sents)
-
-
-def _word_windows(size: int, sents: list[_Sentence]) -> list[list[_Sentence]]:
-    """Windows of `size` words starting or ending at each hit, trimmed to the hits inside."""
-    out = []
-    for field_name in ("title", "content"):
-        own = [s for s in sents if s.field == field_name]
-        positions = sorted({w for s in own for ws in s.hits.values() for w in ws})
-        for pos in positions:
-            for low, high in ((pos, pos + size), (pos - size + 1, pos + 1)):
-                out.append([_clip(s, low, high) for s in own if _overlaps(s, low, high)])
-    return [w for w in out if w]
-
-
-def _overlaps(sentence: _Sentence, low: int, high: int) -> bool:
-    return any(low <= w < high for ws in sentence.hits.values() for w in ws)
-
-
-def _clip(sentence: _Sentence, low: int, high: int) -> _Sentence:
-    hits = {t: [w for w in ws if low <= w < high] for t, ws in sentence.hits.items()}
-    hits = {t: ws for t, ws in hits.items() if ws}
-    return _Sentence(sentence.field, sentence.start, sentence.end, sentence.paragraph, hits)
-
-
-def _evidence(
-    windows: list[list[_Sentence]], positive: frozenset[int], terms: list[Term]
-) -> list[Evidence]:
-    """The sentences inside satisfied windows that hold the rule's terms, deduplicated."""
-    seen: dict[tuple[str, int], Evidence] = {}
-    for window in windows:
-        for s in window:
-            ids = positive.intersection(s.hits)
-            if ids and (s.field, s.start) not in seen:
-                found = tuple(sorted((terms[i] for i in ids), key=lambda t: t.text))
-                seen[(s.field, s.start)] = Evidence(s.field, s.start, s.end, found)
-    return list(seen.values())
-
-
-def _window_spans(windows: list[list[_Sentence]]) -> list[Window]:
-    spans = set()
-    for window in windows:
-        for field_name in ("title", "content"):
-            own = [s for s in window if s.field == field_name]
-            if own:
-                spans.add(Window(field_name, own[0].start, own[-1].end))
-    return sorted(spans, key=lambda w: (w.field != "title", w.start, w.end))

@@ -22,7 +22,8 @@ from bot.errors import FeedError, FeedGone, FeedThrottled
 from bot.fetch import Fetcher, FetchResult, backoff_delay
 from bot.matcher import Rulebook
 from bot.models import Alert, Feed, Item, Match
-from bot.parse import parse_feed, text_fingerprint
+from bot.parse import ParsedFeed, text_fingerprint
+from bot.parsepool import ParsePool, parse_job
 from bot.store import FeedState, KnownItem, Store
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,7 @@ class Poller:
     concurrency: int = 32  # feeds in flight at once (bounds memory; the Fetcher bounds sockets)
     metrics: Any = None  # a metrics.Metrics, fed by the run loop after each cycle
     articles: ArticleSource | None = None  # full text for teasers (feeds' `full_text`); None: off
+    parser: ParsePool | None = None  # parsing in worker processes; None: in a thread
 
     def use_rules(self, rulebook: Rulebook) -> None:
         """Match with these rules from the next item on (a reload swaps the whole Rulebook)."""
@@ -278,14 +280,12 @@ class Poller:
                 self._articles_failed(feed, problems)
                 return
             assert result.body is not None
-            parsed = await asyncio.to_thread(
-                parse_feed, result.body, result.headers, feed.name, result.url
-            )
+            parsed, prints = await self._parse(feed, result)
             if parsed.problem:
                 raise FeedError(parsed.problem)
             if parsed.bozo:
                 log.info("feed %s is malformed but readable: %s", feed.name, parsed.bozo)
-            problems = await self._process(feed, state, parsed.items, stats)
+            problems = await self._process(feed, state, parsed.items, stats, prints)
             stats.fetched += 1
             self._succeeded(feed, result, body_hash, parsed.title or state.title)
             self._articles_failed(feed, problems)
@@ -296,8 +296,21 @@ class Poller:
         except Exception as exc:  # any failure of one feed is that feed's, not the cycle's
             self._failed(feed, state, exc, stats)
 
+    async def _parse(self, feed: Feed, result: FetchResult) -> tuple[ParsedFeed, list[str]]:
+        """Parse off the event loop: in the worker processes when there are some."""
+        assert result.body is not None
+        job = (result.body, result.headers, feed.name, result.url)
+        if self.parser is not None:
+            return await self.parser.parse(*job)
+        return await asyncio.to_thread(parse_job, *job)
+
     async def _process(
-        self, feed: Feed, state: FeedState, items: Sequence[Item], stats: CycleStats
+        self,
+        feed: Feed,
+        state: FeedState,
+        items: Sequence[Item],
+        stats: CycleStats,
+        prints: Sequence[str] = (),
     ) -> list[str]:
         """Decide, fetch teasers' articles, match and record; returns full-text failures.
 
@@ -308,10 +321,14 @@ class Poller:
         """
         retry = self.articles.retries(feed.name) if self.articles is not None else []
         present = {i.uid for i in items}
-        items = [*items, *(r for r in retry if r.uid not in present)]
+        if len(prints) != len(items):
+            prints = [text_fingerprint(i.title, i.text) for i in items]
+        extra = [r for r in retry if r.uid not in present]
+        items = [*items, *extra]
         if not items:
             return []
-        prints = [text_fingerprint(i.title, i.text) for i in items]
+        # the parser computed the feed's fingerprints already; only retried items need theirs
+        prints = [*prints, *(text_fingerprint(i.title, i.text) for i in extra)]
         uids, stories = [i.uid for i in items], [i.story_key for i in items]
         known = self.store.known_items(feed.name, uids, stories, prints)
         first_time, refresh = state.last_success is None, {r.uid for r in retry}

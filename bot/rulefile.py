@@ -234,7 +234,8 @@ class _RuleReader:
     def _examples(self, key: str) -> tuple[Example, ...]:
         tests = self.data.get("tests", {})
         if not isinstance(tests, dict):
-            self.problem("tests", "'tests' must be a mapping with match: and no_match: lists")
+            if key == "match":  # once for the file, not once per list
+                self.problem("tests", "'tests' must be a mapping with match: and no_match: lists")
             return ()
         if key == "match":
             for unknown in set(tests) - {"match", "no_match"}:
@@ -267,7 +268,8 @@ class _RuleReader:
                 continue
             parts[key] = self._items(value, key_line, depth)
         if not parts.get("all") and not parts.get("any"):
-            self.source.problem(line, "match needs at least one term under all: or any:")
+            if not any(node.get(k) for k in ("all", "any")):  # else its terms were reported
+                self.source.problem(line, "match needs at least one term under all: or any:")
             return None
         return Expr(**parts)
 
@@ -292,6 +294,11 @@ class _RuleReader:
                     f"undefined group '@{name}'{hint}: define it under terms: or in rules/terms/",
                 )
                 return None
+            if not self.groups[name] and self.groups[name] is self.shared.get(name):
+                # a shared list is only a problem where a rule relies on it
+                self.source.problem(
+                    line, f"group '{name}' is empty: add terms to it or remove '@{name}'"
+                )
             return Leaf(item, self.groups[name]) if self.groups[name] else None
         term = _term(item, self.source, line)
         return Leaf(term.text, (term,)) if term else None

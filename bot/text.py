@@ -96,7 +96,7 @@ class Sentence:
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 # A sentence ends at . ! ? … (plus closing quotes/brackets) followed by whitespace.
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|\n+")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|[。！？]+[」』”’）)]*\s*|\n+")
 _DOTTED = re.compile(r"(?:\w\.)+\w")  # "U.S", "e.g": the last dot follows
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr st mt no vs etc gen lt col maj capt sgt adm cmdr gov sen rep pres prof "
@@ -128,12 +128,14 @@ def _paragraph_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
-    """Tell a full stop from an abbreviation, an initial or a decimal point."""
+    """Tell a full stop from an abbreviation, an initial or a decimal point.
+
+    Case is not consulted after a full stop, so that matching never depends on it.
+    """
     mark = text[m.start()]
     if mark == "\n":
-        return _line_ends_sentence(text, sentence_start, m.start())
-    following = text[m.end() : m.end() + 1]
-    if following and (following.islower() or following in ",;:"):
+        return _line_ends_sentence(text, sentence_start, m.start(), m.end())
+    if text[m.end() : m.end() + 1] in (",", ";", ":") and m.end() < len(text):
         return False
     if mark != ".":
         return True
@@ -144,13 +146,17 @@ def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
     return last not in _ABBREVIATIONS and not _DOTTED.fullmatch(last)
 
 
-def _line_ends_sentence(text: str, sentence_start: int, line_end: int) -> bool:
-    """A line break ends a sentence after punctuation, or after a short heading-like line."""
+def _line_ends_sentence(text: str, sentence_start: int, line_end: int, next_line: int) -> bool:
+    """A line break ends a sentence after end punctuation, or before a list item; otherwise it
+    is a wrapped line (never judged by letter case, so matching never depends on case)."""
     line_start = max(sentence_start, text.rfind("\n", 0, line_end) + 1)
     line = text[line_start:line_end].rstrip()
     if not line:
         return False
-    return line[-1] in ".!?…:;\"'”’»)" or len(line) < 60
+    if line[-1] in ".!?…:;\"'”’»)。！？":
+        return True
+    following = text[next_line : next_line + 1]
+    return len(line) < 60 and following in ("-", "•", "*", "–", "—")
 
 
 def _append_stripped(out: list[Sentence], text: str, start: int, end: int, par: int) -> None:

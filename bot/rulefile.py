@@ -139,6 +139,7 @@ class _RuleReader:
     def __init__(self, file: Path, data: LocatedDict, source: Source, shared: Groups):
         self.file, self.data, self.source = file, data, source
         self.shared, self.groups = shared, dict(shared)
+        self.local_names: set[str] = set()
 
     def line(self, key: str) -> int:
         return self.data.key_lines.get(key, self.data.line)
@@ -151,7 +152,9 @@ class _RuleReader:
             if key not in RULE_KEYS:
                 self.problem(key, f"unknown key '{key}'{did_you_mean(key, RULE_KEYS)}")
         rule_id = self._id()
-        self.groups.update(_parse_groups(self.data.get("terms", {}), self.source, self.file.parent))
+        local = _parse_groups(self.data.get("terms", {}), self.source, self.file.parent)
+        self.groups.update(local)
+        self.local_names = set(local)
         if "match" not in self.data:
             self.source.problem(self.data.line, "missing 'match:' (all/any/none of terms)")
             return None
@@ -294,7 +297,7 @@ class _RuleReader:
                     f"undefined group '@{name}'{hint}: define it under terms: or in rules/terms/",
                 )
                 return None
-            if not self.groups[name] and self.groups[name] is self.shared.get(name):
+            if not self.groups[name] and name not in self.local_names:
                 # a shared list is only a problem where a rule relies on it
                 self.source.problem(
                     line, f"group '{name}' is empty: add terms to it or remove '@{name}'"

@@ -19,8 +19,8 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import itemgetter, rshift
 from typing import Any
 
 import ahocorasick
@@ -31,6 +31,7 @@ from bot.summary import make_snippets
 from bot.text import BOUNDARY, SENTENCE_JOINER, canonical, sentences
 from bot.windows import Sentence, evidence, present, spans, windows
 
+_PART_BITS = 6  # required parts counted per rule (more than 64 are not used for dismissal)
 Node = Any  # frozenset[int] (a leaf: its term ids) or _Node
 
 
@@ -69,16 +70,17 @@ class Rulebook:
         self._terms: list[Term] = []
         self._term_ids: dict[Term, int] = {}
         self._compiled = [self._compile_rule(rule) for rule in self.rules]
-        # term -> (rule, required part): a rule is evaluated only when every part it requires
-        # has a term in the item, which counting the distinct pairs tells without evaluating
-        self._term_slots: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        # term -> (rule, required part), packed in one int: a rule is evaluated only when
+        # every part it requires has a term in the item, which counting the distinct pairs
+        # tells without evaluating anything
+        self._term_slots: dict[int, list[int]] = defaultdict(list)
         self._parts_needed: list[int] = []
         self._unconstrained: dict[int, list[int]] = defaultdict(list)  # rules requiring no part
         for index, compiled in enumerate(self._compiled):
-            required = _required_parts(compiled.expr)
+            required = _required_parts(compiled.expr)[: 1 << _PART_BITS]
             for part_no, part in enumerate(required):
                 for term_id in part:
-                    self._term_slots[term_id].append((index, part_no))
+                    self._term_slots[term_id].append(index << _PART_BITS | part_no)
             self._parts_needed.append(len(required))
             for term_id in compiled.positive if not required else ():
                 self._unconstrained[term_id].append(index)
@@ -152,9 +154,9 @@ class Rulebook:
             return []
         by_words = any(not isinstance(c.rule.within, str) for c in candidates)
         analysed = {name: self._analyse(text, name, by_words) for name, text in fields.items()}
-        matches = []
+        matches, words = [], {}
         for compiled in candidates:
-            found = self._match_rule(compiled, analysed, fields)
+            found = self._match_rule(compiled, analysed, fields, words)
             if found is not None:
                 matches.append(found)
         return matches
@@ -184,7 +186,7 @@ class Rulebook:
         slots = self._term_slots
         # distinct (rule, required part) pairs present, counted per rule, all at C speed
         parts = set(chain.from_iterable(slots[t] for t in present_ids if t in slots))
-        counts = Counter(map(itemgetter(0), parts))
+        counts = Counter(map(rshift, parts, repeat(_PART_BITS)))
         need = self._parts_needed
         touched = {i for i, n in counts.items() if n == need[i]}
         touched.update(self._always)
@@ -256,8 +258,13 @@ class Rulebook:
                     sentence.hits.setdefault(term_id, []).append(word)
 
     def _match_rule(
-        self, compiled: _CompiledRule, analysed: dict[str, list[Sentence]], texts: dict[str, str]
+        self,
+        compiled: _CompiledRule,
+        analysed: dict[str, list[Sentence]],
+        texts: dict[str, str],
+        words: dict,
     ) -> Match | None:
+        """The rule's Match if any of its windows holds; `words` caches snippet sentences."""
         rule = compiled.rule
         relevant = [s for f in rule.fields for s in analysed[f]]
         satisfied = [
@@ -275,7 +282,7 @@ class Rulebook:
             level=rule.level,
             windows=spans(satisfied),
             terms=tuple(terms),
-            snippets=make_snippets(found, texts),
+            snippets=make_snippets(found, texts, words),
         )
 
 

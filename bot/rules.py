@@ -63,6 +63,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,8 +179,9 @@ def _compile_regex(pattern: str) -> Any:
         raise ValueError(f"invalid regular expression /{pattern}/: {reason}") from None
 
 
+@lru_cache(maxsize=4096)
 def compile_regex(pattern: str) -> Any:
-    """The RE2 program for a regex term's pattern (case-insensitive)."""
+    """The RE2 program for a regex term's pattern (case-insensitive), compiled once."""
     return _compile_regex(pattern)
 
 

@@ -24,22 +24,45 @@ class Evidence:
     terms: tuple[Term, ...]
 
 
-def make_snippets(evidence: list[Evidence], texts: dict[str, str]) -> tuple[Snippet, ...]:
-    """At most three snippets, best first: most distinct terms, then earliest in the item."""
+Indexed = tuple[list[Token], dict[str, list[int]]]
+
+
+def make_snippets(
+    evidence: list[Evidence],
+    texts: dict[str, str],
+    cache: dict[tuple[str, int], Indexed] | None = None,
+) -> tuple[Snippet, ...]:
+    """At most three snippets, best first: most distinct terms, then earliest in the item.
+
+    `cache` keeps each sentence's words between the rules of one item (several rules often
+    quote the same sentence).
+    """
     ranked = sorted(evidence, key=lambda e: (-len(e.terms), e.field != "content", e.start))
+    cache = {} if cache is None else cache
     out = []
     for ev in ranked[:MAX_SNIPPETS]:
         sentence = texts[ev.field][ev.start : ev.end]
-        out.append(trim(sentence, find_terms(sentence, ev.terms)))
+        key = (ev.field, ev.start)
+        if key not in cache:
+            cache[key] = index_words(sentence)
+        out.append(trim(sentence, find_terms(sentence, ev.terms, cache[key])))
     return tuple(out)
 
 
-def find_terms(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
-    """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
+def index_words(text: str) -> Indexed:
+    """The words of `text`, and where each folded word occurs."""
     words = tokens(text)
-    starts: dict[str, list[int]] = defaultdict(list)  # folded word -> its positions
+    starts: dict[str, list[int]] = defaultdict(list)
     for position, word in enumerate(words):
         starts[word.folded].append(position)
+    return words, starts
+
+
+def find_terms(
+    text: str, terms: tuple[Term, ...], indexed: Indexed | None = None
+) -> list[tuple[int, int]]:
+    """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
+    words, starts = indexed or index_words(text)
     spans: list[tuple[int, int]] = []
     for term in terms:
         if term.kind == "regex":

@@ -7,7 +7,7 @@ rule never changes this rule's result.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -109,8 +109,7 @@ def spans(satisfied: list[WindowParts]) -> tuple[Window, ...]:
     """Where the satisfied windows are (at most MAX_WINDOWS), in text order."""
     out: set[Window] = set()
     for window in satisfied:
-        by_field = Counter(s.field for s, _ in window)
-        for field_name in by_field:
+        for field_name in {s.field for s, _ in window}:
             own = [s for s, _ in window if s.field == field_name]
             out.add(Window(field_name, own[0].start, own[-1].end))
     ordered = sorted(out, key=lambda w: (w.field != "title", w.start, w.end))

@@ -174,7 +174,7 @@ class _RuleReader:
             should_match=self._examples("match"),
             should_not_match=self._examples("no_match"),
             path=str(self.file),
-            line=self.data.line,
+            line=self.line("id"),
         )
 
     def _id(self) -> str:

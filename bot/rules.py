@@ -34,7 +34,8 @@ Terms
   drilling; Курская, Курской). At least 3 letters must come before the ``*``.
 - ``=PLA``: a leading ``=`` matches case-sensitively, for acronyms ("PLA", not "pla").
 - ``/\\bJoint Sword-20\\d\\d[AB]?\\b/``: a regular expression (RE2 syntax, case-insensitive,
-  run on the NFKC text). RE2 runs in linear time, so no pattern can hang the bot.
+  run on the NFKC text). RE2 runs in linear time, so no pattern can hang the bot. RE2's ``\\w`` and
+  ``\\b`` know only ASCII: write ``\\pL`` for a letter of any script.
 
 Groups
 ------

@@ -73,7 +73,7 @@ def test_short_i_matches_plain_i(tmp_path: Path) -> None:
 
 
 def test_ukrainian_apostrophe_forms_are_interchangeable(tmp_path: Path) -> None:
-    book = rulebook(tmp_path, "match: {any: [\"Мар'їнка\", \"Обʼєднані сили\"]}")
+    book = rulebook(tmp_path, 'match: {any: ["Мар\'їнка", "Обʼєднані сили"]}')
     assert fires(book, "Бої тривають біля Марʼїнки та Марʼїнка.")  # U+02BC in the text
     assert fires(book, "Бої біля Мар’їнка.")  # U+2019 in the text
     assert fires(book, "Об'єднані сили повідомили про атаку.")  # ASCII ' in the text
@@ -335,7 +335,9 @@ def test_wildcard_at_the_end_of_a_phrase(tmp_path: Path) -> None:
 def test_phrase_matches_across_hyphens_punctuation_and_line_breaks(tmp_path: Path) -> None:
     book = rulebook(tmp_path, "match: {all: [live-fire]}")
     for text in ("live fire", "live-fire", "Live–Fire", "live, fire", "live/fire", "live\r\nfire"):
-        assert fires(book, f"Units of the Eastern Theater Command and the PLA Navy held {text} drills.")
+        assert fires(
+            book, f"Units of the Eastern Theater Command and the PLA Navy held {text} drills."
+        )
     assert not fires(book, "The PLA held live drills with fire trucks.")
 
 
@@ -490,3 +492,38 @@ def test_mixed_scripts_in_one_text(tmp_path: Path) -> None:
     assert fires(book, "Ukrainian troops entered Курской области.")
     assert fires(book, "Українські війська увійшли до Курської області.")
     assert isinstance(book.match(item(text)), list)
+
+
+# --- results do not depend on case or on other rules ---------------------------------------
+
+
+def test_case_of_the_word_after_a_full_stop_does_not_change_results(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [Odesa, drone*]}")
+    lower = "odesa port. drones struck"
+    assert fires(book, lower) == fires(book, lower.title()) == fires(book, lower.upper())
+
+
+def test_an_unrelated_rule_does_not_change_a_word_window_result(tmp_path: Path) -> None:
+    write_rule(tmp_path, "match: {all: [alpha], none: [beta]}\nwithin: 3", "base.yaml")
+    text = "beta gamma alpha delta beta"
+    alone = [m.rule_id for m in load_rules(tmp_path).match(item(text))]
+    write_rule(tmp_path, "match: {all: [gamma]}", "unrelated.yaml")
+    together = [m.rule_id for m in load_rules(tmp_path).match(item(text)) if m.rule_id == "base"]
+    assert together == alone
+
+
+def test_an_unrelated_rule_does_not_change_another_rules_terms(tmp_path: Path) -> None:
+    write_rule(tmp_path, "match: {any: [Odesa, Курск*]}\nwithin: 3", "base.yaml")
+    probe = item("odesa", title="izmail odesa odesa курск")
+    [alone] = load_rules(tmp_path).match(probe)
+    write_rule(tmp_path, "match: {any: [Izmail]}", "unrelated.yaml")
+    [together] = [m for m in load_rules(tmp_path).match(probe) if m.rule_id == "base"]
+    assert (together.terms, together.snippets) == (alone.terms, alone.snippets)
+
+
+def test_case_sensitive_term_in_a_word_window_counts_only_its_cased_form(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [=PLA, drills]}\nwithin: 2")
+    assert fires(book, "The PLA drills began.")
+    assert not fires(book, "The pla drills began.")
+    # "PLA" far away in the same sentence must not lend its case to the "pla" next to drills
+    assert not fires(book, "The PLA went home, and then the pla drills began.")

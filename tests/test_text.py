@@ -107,6 +107,16 @@ def test_sentences_end_at_question_and_exclamation_marks() -> None:
     assert sentence_texts(text) == ["Was it a drill?", "It was!", "Nobody knew…", "Then it ended."]
 
 
+def test_sentences_end_at_cjk_full_stops() -> None:
+    text = "解放军在台湾周边举行演习。台湾国防部表示密切监视！ 这是第三句？结束"
+    assert sentence_texts(text) == [
+        "解放军在台湾周边举行演习。",
+        "台湾国防部表示密切监视！",
+        "这是第三句？",
+        "结束",
+    ]
+
+
 def test_paragraphs_are_separated_by_blank_lines() -> None:
     text = "First one. Second one.\n\nThird one.\n   \nFourth one"
     found = sentences(text)

@@ -1,0 +1,232 @@
+"""Property tests: results ignore case, accents and spacing; rules never affect each other."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from bot.matcher import Rulebook
+from bot.models import Item, Match
+from bot.rules import Expr, Leaf, Rule, parse_term
+
+SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Words the random texts and rules share, so that rules fire often enough to matter.
+WORDS = [
+    "odesa", "izmail", "port", "ports", "drone", "drones", "strike", "struck", "kursk",
+    "taiwan", "strait", "drills", "live", "fire", "pla", "submarine", "airport", "support",
+    "курск", "курской", "области", "порт", "удар", "київ", "війська", "the", "a", "of", "and",
+    "near", "was", "report",
+]  # fmt: skip
+SEPARATORS = [" ", " ", " ", ", ", " - ", ". ", "! ", "\n\n"]
+
+# Terms for random rules: words, phrases, wildcards, case-sensitive acronyms and regexes.
+TERMS = [
+    "Odesa", "Izmail", "port", "ports", "drone*", "strike", "struck", "Kursk", "Taiwan",
+    "Taiwan Strait", "drill*", "live-fire", "=PLA", "submarine", "airport", "Курск*",
+    "Курской области", "порт", "удар*", "Київ", "військ*", "near the port",
+    "/dron\\w+/", "/\\bport\\b/", "/курск\\pL*/",
+]  # fmt: skip
+FOLDABLE_TERMS = [t for t in TERMS if not t.startswith(("=", "/"))]
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=30))
+    out = []
+    for word in words:
+        out += [word, draw(st.sampled_from(SEPARATORS))]
+    return "".join(out).strip()
+
+
+def leaves(terms: list[str]) -> st.SearchStrategy[Leaf]:
+    def leaf(names: list[str]) -> Leaf:
+        parsed = tuple(parse_term(n) for n in names)
+        return Leaf(names[0] if len(names) == 1 else "@group", parsed)
+
+    return st.lists(st.sampled_from(terms), min_size=1, max_size=3, unique=True).map(leaf)
+
+
+def exprs(terms: list[str]) -> st.SearchStrategy[Expr]:
+    leaf = leaves(terms)
+
+    def extend(inner: st.SearchStrategy) -> st.SearchStrategy:
+        return st.builds(
+            Expr,
+            all=st.lists(inner, max_size=2).map(tuple),
+            any=st.lists(inner, min_size=1, max_size=2).map(tuple),
+            none=st.lists(inner, max_size=1).map(tuple),
+        )
+
+    node = st.recursive(leaf, extend, max_leaves=4)
+    return st.builds(
+        Expr,
+        all=st.lists(node, max_size=2).map(tuple),
+        any=st.lists(node, min_size=1, max_size=2).map(tuple),
+        none=st.lists(leaf, max_size=2).map(tuple),
+    )
+
+
+def rules(prefix: str, terms: list[str], max_size: int) -> st.SearchStrategy[list[Rule]]:
+    rule = st.builds(
+        lambda expr, within, fields: Rule(
+            id="",
+            title="t",
+            description="",
+            level="medium",
+            match=expr,
+            within=within,
+            fields=fields,
+        ),
+        exprs(terms),
+        st.sampled_from(["sentence", "paragraph", "item", 1, 3, 8]),
+        st.sampled_from([("title", "content"), ("content",), ("title",)]),
+    )
+    numbered = st.lists(rule, min_size=1, max_size=max_size)
+    return numbered.map(
+        lambda rs: [
+            Rule(**{**r.__dict__, "id": f"{prefix}{n}", "title": f"{prefix}{n}"})
+            for n, r in enumerate(rs)
+        ]
+    )
+
+
+def item(text: str, title: str = "") -> Item:
+    return Item(feed="isw", uid="u", story_key="s", title=title, link="", published=None, text=text)
+
+
+def fired(book: Rulebook, text: str, title: str = "") -> set[str]:
+    return {m.rule_id for m in book.match(item(text, title))}
+
+
+def essence(match: Match) -> tuple:
+    return (match.rule_id, match.windows, match.terms, match.snippets)
+
+
+# --- text transformations that must not change which rules fire -----------------------------
+
+ACCENTS = ["\u0301", "\u0300", "\u0308", "\u0302", "\u0306", "\u030c"]
+SPACES = [" ", "  ", "\u00a0", "\t", " \t ", "\u2009", "\u202f", "\u3000"]
+
+
+@st.composite
+def accented(draw: st.DrawFn, text: str) -> str:
+    out = []
+    for char in text:
+        out.append(char)
+        if char.isalpha() and draw(st.booleans()):
+            out.append(draw(st.sampled_from(ACCENTS)))
+    return unicodedata.normalize(draw(st.sampled_from(["NFC", "NFD"])), "".join(out))
+
+
+@st.composite
+def respaced(draw: st.DrawFn, text: str) -> str:
+    return "".join(draw(st.sampled_from(SPACES)) if c == " " else c for c in text)
+
+
+def recased(text: str, upper: list[bool]) -> str:
+    """`text` with each character upper-cased where the (repeating) pattern says so."""
+    return "".join(c.upper() if upper[i % len(upper)] else c.lower() for i, c in enumerate(text))
+
+
+def simple_rule(
+    rule_id: str,
+    all_of: list[str],
+    none_of: list[str],
+    within: str | int,
+    any_of: tuple[str, ...] | list[str] = (),
+) -> Rule:
+    def leaves_of(names: list[str] | tuple[str, ...]) -> tuple[Leaf, ...]:
+        return tuple(Leaf(name, (parse_term(name),)) for name in names)
+
+    expr = Expr(all=leaves_of(all_of), any=leaves_of(any_of), none=leaves_of(none_of))
+    return Rule(
+        id=rule_id, title=rule_id, description="", level="medium", match=expr, within=within
+    )
+
+
+@SETTINGS
+@given(rules("r", FOLDABLE_TERMS, 6), texts(), st.data())
+def test_accents_do_not_change_results(rs: list[Rule], text: str, data: st.DataObject) -> None:
+    book = Rulebook(rs)
+    changed = data.draw(accented(text))
+    assert fired(book, changed) == fired(book, text)
+
+
+@SETTINGS
+@given(rules("r", FOLDABLE_TERMS, 6), texts(), st.data())
+def test_spacing_does_not_change_results(rs: list[Rule], text: str, data: st.DataObject) -> None:
+    book = Rulebook(rs)
+    changed = data.draw(respaced(text))
+    assert fired(book, changed) == fired(book, text)
+
+
+@SETTINGS
+@given(rules("r", FOLDABLE_TERMS, 6), texts(), st.lists(st.booleans(), min_size=1))
+# Upper-casing the word after a full stop must not split (or join) sentences.
+@example(
+    rs=[simple_rule("r0", ["Odesa", "drone*"], [], "sentence")],
+    text="odesa port. drones struck",
+    upper=[False] * 12 + [True],  # -> "odesa port. Drones struck"
+)
+def test_case_does_not_change_results(rs: list[Rule], text: str, upper: list[bool]) -> None:
+    book = Rulebook(rs)
+    assert fired(book, recased(text, upper)) == fired(book, text)
+
+
+@SETTINGS
+@given(rules("r", FOLDABLE_TERMS, 6), texts(), st.data())
+def test_all_three_at_once_in_titles(rs: list[Rule], text: str, data: st.DataObject) -> None:
+    title = text.replace("\n", " ")
+    book = Rulebook(rs)
+    upper = data.draw(st.lists(st.booleans(), min_size=1))
+    changed = recased(data.draw(respaced(data.draw(accented(title)))), upper)
+    assert fired(book, "", title=changed) == fired(book, "", title=title)
+
+
+# --- independence of rules ------------------------------------------------------------------
+
+
+@SETTINGS
+@given(rules("base-", TERMS, 4), rules("extra-", TERMS, 6), texts(), texts(), st.booleans())
+# A word window must not be anchored on another rule's terms: "gamma alpha delta" is a 3-word
+# window with alpha and no beta only when some rule looks for "gamma".
+@example(
+    base=[simple_rule("base-0", ["alpha"], ["beta"], 3)],
+    extra=[simple_rule("extra-0", ["gamma"], [], "sentence")],
+    text="beta gamma alpha delta beta",
+    title="",
+    extra_first=False,
+)
+# The same in the title: the window kept for the evidence must not depend on other rules.
+@example(
+    base=[simple_rule("base-0", [], [], 3, any_of=["Odesa", "Курск*"])],
+    extra=[simple_rule("extra-0", ["Izmail"], [], "sentence")],
+    text="odesa",
+    title="izmail odesa odesa курск",
+    extra_first=False,
+)
+def test_adding_rules_never_changes_another_rules_result(
+    base: list[Rule], extra: list[Rule], text: str, title: str, extra_first: bool
+) -> None:
+    combined = extra + base if extra_first else base + extra
+    alone = Rulebook(base).match(item(text, title))
+    together = Rulebook(combined).match(item(text, title))
+    base_ids = {r.id for r in base}
+    assert sorted(map(essence, alone)) == sorted(
+        essence(m) for m in together if m.rule_id in base_ids
+    )
+
+
+@SETTINGS
+@given(rules("r", TERMS, 5), texts())
+def test_match_never_raises_and_reports_only_real_terms(rs: list[Rule], text: str) -> None:
+    for match in Rulebook(rs).match(item(text, title=text[:40])):
+        assert match.terms, match
+        assert match.windows, match
+        assert 1 <= len(match.snippets) <= 3
+        for snippet in match.snippets:
+            for start, end in snippet.highlights:
+                assert 0 <= start < end <= len(snippet.text)

@@ -1,0 +1,150 @@
+"""Snippets: at most three per rule, best first, trimmed around the terms, terms highlighted."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from bot.matcher import Rulebook
+from bot.models import Item, Match, Snippet
+from bot.rules import load_rules, parse_term
+from bot.summary import ELLIPSIS, MAX_SNIPPETS, SNIPPET_CHARS, find_terms, trim
+
+
+def rulebook(tmp_path: Path, yaml_text: str) -> Rulebook:
+    (tmp_path / "r.yaml").write_text(textwrap.dedent(yaml_text), encoding="utf-8")
+    return load_rules(tmp_path)
+
+
+def match_of(book: Rulebook, text: str, title: str = "") -> Match:
+    item = Item(feed="isw", uid="u", story_key="s", title=title, link="", published=None, text=text)
+    [match] = book.match(item)
+    return match
+
+
+def highlighted(snippet: Snippet) -> list[str]:
+    return [snippet.text[a:b] for a, b in snippet.highlights]
+
+
+def test_snippet_is_the_sentence_that_fired_with_terms_highlighted(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [Taiwan, drill*]}")
+    text = "Calm morning. The PLA began drills around Taiwan on Monday. Markets were calm."
+    [snippet] = match_of(book, text).snippets
+    assert snippet.text == "The PLA began drills around Taiwan on Monday."
+    assert highlighted(snippet) == ["drills", "Taiwan"]
+    assert snippet.marked() == "The PLA began **drills** around **Taiwan** on Monday."
+    assert (
+        snippet.marked("<b>", "</b>")
+        == "The PLA began <b>drills</b> around <b>Taiwan</b> on Monday."
+    )
+
+
+def test_at_most_three_snippets_best_first(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {any: [Odesa, Izmail, Chornomorsk]}")
+    text = (
+        "Drones hit Odesa. "  # 1 term
+        "Port cities Odesa, Izmail and Chornomorsk were struck. "  # 3 terms
+        "Izmail lost power. "  # 1 term
+        "Odesa and Izmail were both hit. "  # 2 terms
+        "Chornomorsk reopened."  # 1 term
+    )
+    snippets = match_of(book, text).snippets
+    assert len(snippets) == MAX_SNIPPETS == 3
+    assert [s.text for s in snippets] == [
+        "Port cities Odesa, Izmail and Chornomorsk were struck.",
+        "Odesa and Izmail were both hit.",
+        "Drones hit Odesa.",  # of the one-term sentences, the earliest
+    ]
+
+
+def test_one_snippet_per_sentence_even_with_word_windows(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [alpha, omega]}\nwithin: 3")
+    [snippet] = match_of(book, "Then alpha omega alpha omega happened.").snippets
+    assert highlighted(snippet) == ["alpha", "omega", "alpha", "omega"]
+
+
+def test_long_sentence_is_trimmed_around_the_terms_with_ellipses(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [Taiwan, drill*]}")
+    before = "officials said that " * 25  # 500 characters
+    after = " while markets watched nervously" * 15
+    text = f"On Monday {before}the PLA began drills around Taiwan{after}."
+    [snippet] = match_of(book, text).snippets
+    assert snippet.text.startswith(ELLIPSIS)
+    assert snippet.text.endswith(ELLIPSIS)
+    assert len(snippet.text) <= SNIPPET_CHARS + 2 * len(ELLIPSIS)
+    assert len(snippet.text) >= SNIPPET_CHARS * 0.8
+    assert highlighted(snippet) == ["drills", "Taiwan"]
+    assert "**drills** around **Taiwan**" in snippet.marked()
+    # cut at word boundaries: every word in the snippet is a whole word of the sentence
+    inner = snippet.text.strip(ELLIPSIS)
+    assert inner in text
+    assert text[text.index(inner) - 1] == " "
+
+
+def test_trim_keeps_short_text_whole() -> None:
+    snippet = trim("  Taiwan drills.  ", [(0, 6)])
+    assert snippet == Snippet("Taiwan drills.", ((0, 6),))
+
+
+def test_trim_at_the_start_has_no_leading_ellipsis() -> None:
+    text = "Taiwan " + "reported calm seas today and " * 30
+    snippet = trim(text, [(0, 6)])
+    assert snippet.text.startswith("Taiwan ")
+    assert snippet.text.endswith(ELLIPSIS)
+    assert highlighted(snippet) == ["Taiwan"]
+
+
+def test_trim_at_the_end_has_no_trailing_ellipsis() -> None:
+    text = "calm seas were reported today and " * 30 + "near Taiwan"
+    start = text.index("Taiwan")
+    snippet = trim(text, [(start, start + 6)])
+    assert snippet.text.startswith(ELLIPSIS)
+    assert snippet.text.endswith("near Taiwan")
+    assert highlighted(snippet) == ["Taiwan"]
+
+
+def test_find_terms_covers_each_kind_of_term() -> None:
+    text = "Live-fire drills by the PLA near Kýiv; the pla was no acronym. Курской области."
+    terms = tuple(
+        parse_term(t) for t in ("live-fire", "drill*", "=PLA", "Kyiv", "Курск*", "/обл\\pL+/")
+    )
+    spans = find_terms(text, terms)
+    assert [text[a:b] for a, b in spans] == [
+        "Live-fire",
+        "drills",
+        "PLA",
+        "Kýiv",
+        "Курской",
+        "области",
+    ]
+
+
+def test_find_terms_merges_overlapping_spans() -> None:
+    text = "The Taiwan Strait was calm."
+    spans = find_terms(text, (parse_term("Taiwan"), parse_term("Taiwan Strait")))
+    assert [text[a:b] for a, b in spans] == ["Taiwan Strait"]
+
+
+def test_highlights_for_mixed_scripts_and_apostrophes(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, 'match: {all: ["Мар\'їнка", {any: [Курськ*, troops]}]}\nwithin: item')
+    text = "Ukrainian troops left Марʼїнка; бої тривають на Курщині та в Курській області."
+    match = match_of(book, text)
+    assert highlighted(match.snippets[0]) == ["troops", "Марʼїнка", "Курській"]
+
+
+def test_title_snippet(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [Taiwan, drill*]}")
+    [snippet] = match_of(book, "Nothing here.", title="PLA drills around Taiwan").snippets
+    assert snippet.text == "PLA drills around Taiwan"
+    assert highlighted(snippet) == ["drills", "Taiwan"]
+
+
+def test_excluded_sentence_is_never_a_snippet(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [Kursk], none: [submarine]}")
+    text = "The submarine Kursk sank in 2000. Fighting in Kursk Oblast goes on."
+    [snippet] = match_of(book, text).snippets
+    assert snippet.text == "Fighting in Kursk Oblast goes on."
+
+
+def test_marked_with_no_highlights_is_the_text() -> None:
+    assert Snippet("plain").marked() == "plain"

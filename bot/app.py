@@ -52,6 +52,7 @@ async def run(
             articles = ArticleSource(store, fetcher, clock=clock)  # full text for teasers
             poller = Poller(store, fetcher, rulebook, clock=clock, emit=emit, articles=articles)
             poller.metrics = _metrics(settings, store)
+            poller.enqueue = not printing  # printed alerts are not owed to anyone later
             reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])
             stop = asyncio.Event()
             with _signals_set(stop), reload_on_sighup(reloader):

@@ -240,6 +240,7 @@ class Poller:
     rng: random.Random = field(default_factory=random.Random)
     concurrency: int = 32  # feeds in flight at once (bounds memory; the Fetcher bounds sockets)
     metrics: Any = None  # a metrics.Metrics, fed by the run loop after each cycle
+    enqueue: bool = True  # False when alerts are printed instead of sent (--dry-run, no token)
     articles: ArticleSource | None = None  # full text for teasers (feeds' `full_text`); None: off
     parser: ParsePool | None = None  # parsing in worker processes; None: in a thread
 
@@ -377,7 +378,12 @@ class Poller:
         # the row and the alert keep the feed's own text (the article is in `articles`): the
         # snippets already carry the article's sentences, and outbox rows stay small
         row = self.store.record_item(
-            item, matches, alerting, fingerprint=decision.fingerprint, update_id=decision.update_id
+            item,
+            matches,
+            alerting,
+            fingerprint=decision.fingerprint,
+            update_id=decision.update_id,
+            enqueue=self.enqueue,
         )
         if row is None:
             return None  # this very version was recorded meanwhile

@@ -321,11 +321,13 @@ class Store(ChatStore, ArticleStore):
         *,
         fingerprint: str = "",
         update_id: int | None = None,
+        enqueue: bool = True,
     ) -> int | None:
         """Item + matches + outbox rows in one transaction; None if this version is known.
 
         `matches` are every rule the item matches now; `alerting` the ones that alert (a
-        subset): those get `alerted_at` and one outbox row per subscribed chat per story.
+        subset): those get `alerted_at` and one outbox row per subscribed chat per story
+        (unless `enqueue` is off: alerts printed instead of sent are not owed later).
         """
         now = self.clock()
         with self.transaction() as db:
@@ -348,7 +350,7 @@ class Store(ChatStore, ArticleStore):
                         now if match.rule_id in alerting_ids else None,
                     ),
                 )
-            if alerting:
+            if alerting and enqueue:
                 self._enqueue(db, now, item_id, item, alerting)
             return item_id
 

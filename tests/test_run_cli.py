@@ -130,6 +130,23 @@ def test_run_once_with_the_bundled_example_prints_alerts(tmp_path: Path) -> None
 # -- failures are recorded and shown --------------------------------------------------------
 
 
+def test_dry_run_prints_alerts_and_owes_nobody_a_message(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
+    feed_server.route("/wire", body=rss(KURSK))
+    config = write_config(tmp_path, {"wire": feed_server.url("/wire")})
+    database = tmp_path / "state" / "test.db"
+    database.parent.mkdir()
+    with Store(database) as store:
+        store.add_subscriber(7)
+        store.subscribe(7, ["kursk"])
+    result = alertbot("run", "--once", "--dry-run", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Fighting in Kursk Oblast" in result.stdout
+    # printed instead of sent: a later run with a token must not send it after all
+    assert db_rows(database, "SELECT count(*) FROM outbox") == [(0,)]
+
+
 def test_failing_feed_is_shown_by_feeds_and_the_others_alert(
     tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -223,11 +240,14 @@ def test_sigkill_mid_cycle_loses_no_alert_and_repeats_none(
     printed = out1 + second.stdout
     titles = ["Report 1", "Report 2", "Report 3", "Report 10", "Report 11"]
     assert [printed.count(t + "\n") for t in titles] == [1, 1, 1, 1, 1]
-    outbox = db_rows(database, "SELECT chat_id, story_key FROM outbox ORDER BY id")
-    assert sorted(key for _, key in outbox) == sorted(
+    # without a token alerts are printed, not queued: the record of what alerted is `matches`
+    alerted = db_rows(
+        database, "SELECT DISTINCT story_key FROM matches WHERE alerted_at IS NOT NULL"
+    )
+    assert sorted(key for (key,) in alerted) == sorted(
         f"https://example.org/r/{n}" for n in (1, 2, 3, 10, 11)
     )
-    assert db_rows(database, "SELECT count(*) FROM outbox WHERE chat_id != 7") == [(0,)]
+    assert db_rows(database, "SELECT count(*) FROM outbox") == [(0,)]
 
 
 # -- OPML ------------------------------------------------------------------------------------

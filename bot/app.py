@@ -16,6 +16,7 @@ from bot.config import Settings
 from bot.fetch import Fetcher
 from bot.metrics import Metrics
 from bot.models import Alert
+from bot.parsepool import ParsePool
 from bot.poller import CycleStats, Poller
 from bot.reload import Reloader, reload_on_sighup
 from bot.rules import load_rules
@@ -44,13 +45,16 @@ async def run(
     rulebook = load_rules(settings.rules_path)
     printing = dry_run or not settings.has_token
     emit = _printer(out or sys.stdout) if printing else None
-    with Store(settings.database, clock=clock) as store:
+    # parser processes start on the first parse (none if the lock is refused), stop at exit
+    with Store(settings.database, clock=clock) as store, ParsePool() as parser:
         store.acquire_run_lock()
         async with Fetcher(
             user_agent=settings.user_agent, max_bytes=settings.max_bytes, timeout=settings.timeout
         ) as fetcher:
             articles = ArticleSource(store, fetcher, clock=clock)  # full text for teasers
-            poller = Poller(store, fetcher, rulebook, clock=clock, emit=emit, articles=articles)
+            poller = Poller(
+                store, fetcher, rulebook, clock=clock, emit=emit, articles=articles, parser=parser
+            )
             poller.metrics = _metrics(settings, store)
             poller.enqueue = not printing  # printed alerts are not owed to anyone later
             reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])

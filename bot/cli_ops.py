@@ -6,10 +6,9 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.config import Settings, load_settings
+from bot.config import Settings, add_config_option, settings_from_args
 from bot.errors import AlertbotError
 
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Exit 0 when the last poll cycle finished within about three of the "
         "shortest feed interval and the database is writable; otherwise print why and exit 1.",
     )
-    _config_option(health)
+    add_config_option(health)
     health.set_defaults(handler=run_health)
     status = commands.add_parser(
         "status",
@@ -35,23 +34,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Print what Telegram's /status shows: feeds' health, the last poll cycle, "
         "the outbox backlog and failures, and subscribers per topic.",
     )
-    _config_option(status)
+    add_config_option(status)
     status.set_defaults(handler=run_status)
-
-
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="configuration file (default: $ALERTBOT_CONFIG, ./alertbot.yaml, or the example)",
-    )
 
 
 def run_health(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
     """One line and exit 0 when healthy; one line saying why and exit 1 otherwise."""
     try:
-        settings = load_settings(args.config)
+        settings = settings_from_args(args)
         problem = health_problem(settings, clock())
     except (AlertbotError, OSError) as exc:
         problem = str(exc)
@@ -87,7 +77,7 @@ def health_problem(settings: Settings, now: float) -> str | None:
 def run_status(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
     """Print the bot's state; exit 1 with one line when it cannot be read."""
     try:
-        settings = load_settings(args.config)
+        settings = settings_from_args(args)
         if not settings.database.exists():
             print(
                 f"alertbot status: no database at {settings.database} yet: "

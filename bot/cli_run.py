@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.config import Settings, load_settings
+from bot.config import Settings, add_config_option, settings_from_args
 from bot.errors import AlertbotError, RuleError
 
 
@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "alerts are printed to standard output instead. Stops cleanly on SIGINT/SIGTERM. "
         "Only one process may run on a database at a time.",
     )
-    _config_option(run)
+    add_config_option(run)
     run.add_argument("--once", action="store_true", help="run one poll cycle, then exit")
     run.add_argument(
         "--dry-run", action="store_true", help="print alerts to stdout instead of sending them"
@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Without a subcommand: each feed's health (last success, consecutive "
         "errors and the last one, next fetch, items seen).",
     )
-    _config_option(feeds)
+    add_config_option(feeds)
     feeds.set_defaults(handler=feeds_command)
     sub = feeds.add_subparsers(dest="feeds_command", metavar="SUBCOMMAND")
     imp = sub.add_parser(
@@ -57,22 +57,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="print the configured feeds as OPML",
         description="Print the configured feeds as an OPML 2.0 document on standard output.",
     )
-    _config_option(exp)
+    add_config_option(exp)
     exp.set_defaults(handler=export_command)
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        default=argparse.SUPPRESS,
-        help="configuration file (default: $ALERTBOT_CONFIG, ./alertbot.yaml, or the example)",
-    )
-
-
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(getattr(args, "config", None))
+    return settings_from_args(args)
 
 
 # -- run -------------------------------------------------------------------------------------

@@ -6,9 +6,8 @@ import argparse
 import asyncio
 import difflib
 import sys
-from pathlib import Path
 
-from bot.config import Settings, load_settings
+from bot.config import Settings, add_config_option, settings_from_args
 from bot.errors import AlertbotError
 
 
@@ -29,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     remove.add_argument("--topic", action="append", help="topic id; without it, forget the chat")
     listing = actions.add_parser("list", help="every subscriber with its topics and state")
     for sub in (add, remove, listing):
-        sub.add_argument("--config", type=Path, metavar="FILE", help="configuration file")
+        add_config_option(sub)
     add.set_defaults(handler=run_add)
     remove.set_defaults(handler=run_remove)
     listing.set_defaults(handler=run_list)
@@ -91,7 +90,7 @@ def run_add(args: argparse.Namespace) -> int:
     from bot.store import Store
 
     try:
-        settings = load_settings(args.config)
+        settings = settings_from_args(args)
         topics = _topics(settings, args.topic)
         chat_id, kind, title = resolve_chat(args.chat, settings)
         with Store(settings.database) as store:
@@ -109,7 +108,7 @@ def run_remove(args: argparse.Namespace) -> int:
     from bot.store import Store
 
     try:
-        settings = load_settings(args.config)
+        settings = settings_from_args(args)
         chat_id, _, _ = resolve_chat(args.chat, settings)
         with Store(settings.database) as store:
             if store.get_subscriber(chat_id) is None:
@@ -132,7 +131,7 @@ def run_list(args: argparse.Namespace) -> int:
     from bot.store import Store
 
     try:
-        settings = load_settings(args.config)
+        settings = settings_from_args(args)
         with Store(settings.database) as store:
             for sub in store.subscribers():
                 state = "active" if sub.active else "inactive"

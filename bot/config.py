@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 from collections.abc import Callable, Mapping
@@ -54,6 +55,22 @@ class Settings:
     def shortest_interval(self) -> float:
         """The shortest polling interval among enabled feeds (the default when there are none)."""
         return min((f.interval for f in self.feeds if f.enabled), default=self.default_interval)
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """The `--config FILE` option every command that reads the configuration takes."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=argparse.SUPPRESS,  # a subcommand's absent option must not hide its parent's
+        help="configuration file (default: $ALERTBOT_CONFIG, ./alertbot.yaml, or the example)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings named by a command's --config option (or found the usual way)."""
+    return load_settings(getattr(args, "config", None))
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ) -> Settings:

@@ -6,9 +6,10 @@
 feedparser and html_to_text are pure Python and hold the GIL, so a thread only keeps the event
 loop responsive; a second core helps only when parsing runs in another process. Workers are
 started with `spawn` (never `fork`: the parent holds threads and an open SQLite connection),
-ignore SIGINT (Ctrl-C reaches the whole process group, and the parent stops cleanly on its
-own), and compute each item's text fingerprint too, the other per-item CPU cost of a new feed.
-With one CPU, or `workers=0`, or where processes cannot be started, parsing runs in a thread.
+ignore SIGINT (Ctrl-C reaches the whole process group; the parent stops cleanly by itself),
+exit when the parent is gone (even SIGKILLed), and compute each item's text fingerprint too,
+the other per-item CPU cost of a new feed. With one CPU, `workers` 0 or 1, or where processes
+cannot be started, parsing runs in a thread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -43,8 +46,16 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _ignore_sigint() -> None:
+def _worker_init(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """A parent killed with SIGKILL cannot stop its workers: they notice and leave on their own."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 class ParsePool:
@@ -72,7 +83,8 @@ class ParsePool:
             return ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_ignore_sigint,
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
         except (OSError, ImportError, NotImplementedError) as exc:  # no sem_open, no /dev/shm
             log.warning("cannot start parser processes (%s); parsing in a thread", exc)

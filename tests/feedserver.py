@@ -10,6 +10,7 @@
         ...
         assert feed_server.requests_for("/cond.xml")[1].headers["if-none-match"] == '"v1"'
         assert feed_server.max_active <= 2                     # simultaneous requests seen
+        assert feed_server.connections == 1                    # TCP connections accepted
 
 Every route is a `Response` or a handler `callable(Request) -> Response`. Requests are matched
 on the full path first (with query), then on the path alone; anything else gets a 404.
@@ -92,6 +93,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._connected()
+
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep pytest output clean; tests read FeedServer.requests instead
 
@@ -113,6 +118,7 @@ class FeedServer:
         self.requests: list[Request] = []
         self.active = 0
         self.max_active = 0
+        self.connections = 0  # TCP connections accepted (keep-alive reuses them)
         self._routes: dict[str, Response | Handler] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -152,6 +158,10 @@ class FeedServer:
     def requests_for(self, path: str) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
+
+    def _connected(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def _serve(self, http: _Handler) -> None:
         request = Request(

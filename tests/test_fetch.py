@@ -66,6 +66,18 @@ async def test_second_fetch_sends_validators_and_gets_304(feed_server: FeedServe
     assert seen[1].headers["if-modified-since"] == modified
 
 
+async def test_304s_keep_the_connection_alive(feed_server: FeedServer) -> None:
+    """An unchanged cycle is all 304s: each must not cost a new TCP connection."""
+    feed_server.route("/feed", handler=conditional(RSS, etag='"abc"'))
+    async with Fetcher() as fetcher:
+        first = await fetcher.fetch(feed_server.url("/feed"))
+        for _ in range(3):
+            again = await fetcher.fetch(first.url, etag=first.etag)
+            assert again.status == 304
+    assert len(feed_server.requests_for("/feed")) == 4
+    assert feed_server.connections == 1
+
+
 async def test_304_without_validators_keeps_the_callers(feed_server: FeedServer) -> None:
     feed_server.route("/feed", status=304)
     async with Fetcher() as fetcher:

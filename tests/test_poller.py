@@ -13,11 +13,12 @@ from xml.sax.saxutils import escape
 import pytest
 from feedserver import FeedServer, conditional
 
+from bot.decide import Decision, decide, select_alerts
 from bot.fetch import Fetcher
 from bot.matcher import Rulebook
 from bot.models import Alert, Feed, Item, Match
 from bot.parse import text_fingerprint
-from bot.poller import Decision, Poller, decide, select_alerts
+from bot.poller import Poller
 from bot.rules import load_rules
 from bot.store import KnownItem, Store
 

@@ -3,8 +3,9 @@
 The outbox is worked in id order (chats in parallel, each chat's rows in order). A row is
 marked sent only after Telegram confirmed the message, with the message id it returned. A
 crash (or a timeout whose answer never arrived) between Telegram's confirmation and the
-database's commit leaves that row pending, so after a restart that ONE message can be sent a
-second time; nothing else repeats and nothing is lost. An alert too long for one message is
+database's commit leaves that row pending, so after a restart the message can be sent a
+second time. Only messages in flight at that instant can repeat, each once: at most one per
+chat, and at most `Policy.concurrency` (the chats served at once) in all; nothing is lost. An alert too long for one message is
 sent in parts; if a later part fails, the retry resends the earlier parts too.
 
 Errors, and what happens to the row:

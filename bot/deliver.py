@@ -5,8 +5,9 @@ marked sent only after Telegram confirmed the message, with the message id it re
 crash (or a timeout whose answer never arrived) between Telegram's confirmation and the
 database's commit leaves that row pending, so after a restart the message can be sent a
 second time. Only messages in flight at that instant can repeat, each once: at most one per
-chat, and at most `Policy.concurrency` (the chats served at once) in all; nothing is lost. An alert too long for one message is
-sent in parts; if a later part fails, the retry resends the earlier parts too.
+chat, and at most `Policy.concurrency` (the chats served at once) in all; nothing is lost.
+An alert too long for one message is sent in parts; if a later part fails, the retry resends
+the earlier parts too.
 
 Errors, and what happens to the row:
 

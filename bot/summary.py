@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.models import Snippet
 from bot.rules import Term, compile_regex
@@ -42,6 +44,9 @@ def make_snippets(
     out = []
     for ev in ranked[:MAX_SNIPPETS]:
         sentence = texts[ev.field][ev.start : ev.end]
+        if sentence.isascii():
+            out.append(trim(sentence, find_terms(sentence, ev.terms)))
+            continue
         key = (ev.field, ev.start)
         if key not in cache:
             cache[key] = index_words(sentence)
@@ -62,15 +67,48 @@ def find_terms(
     text: str, terms: tuple[Term, ...], indexed: Indexed | None = None
 ) -> list[tuple[int, int]]:
     """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
-    words, starts = indexed or index_words(text)
     spans: list[tuple[int, int]] = []
     for term in terms:
         if term.kind == "regex":
             found = compile_regex(term.key).finditer(text)
             spans += [m.span() for m in found if m.end() > m.start()]
-        else:
-            spans += _word_spans(words, starts, term)
+    words = [t for t in terms if t.kind != "regex"]
+    if words and text.isascii() and indexed is None:
+        spans += _ascii_spans(text, tuple(words))  # one regex pass instead of tokenising
+    elif words:
+        tokens_, starts = indexed or index_words(text)
+        for term in words:
+            spans += _word_spans(tokens_, starts, term)
     return _merge(spans)
+
+
+def _ascii_spans(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
+    """In ASCII text, folding is lowercasing (same length), so a regex finds whole words."""
+    lowered, spans = text.lower(), []
+    for term in terms:
+        for m in _ascii_pattern(term).finditer(lowered):
+            start, end = m.span()
+            if not term.case_sensitive or _ascii_case_fits(text[start:end], term):
+                spans.append((start, end))
+    return spans
+
+
+_WORD_CHAR = r"[^\W_]"
+_SEPARATOR = r"[\W_]+"
+
+
+@lru_cache(maxsize=65536)
+def _ascii_pattern(term: Term) -> re.Pattern[str]:
+    """The term as a whole-word pattern over lowercased text (a wildcard takes the whole word)."""
+    body = _SEPARATOR.join(re.escape(word) for word in term.key.split())
+    tail = f"{_WORD_CHAR}*" if term.kind == "prefix" else f"(?!{_WORD_CHAR})"
+    return re.compile(f"(?<!{_WORD_CHAR}){body}{tail}")
+
+
+def _ascii_case_fits(written: str, term: Term) -> bool:
+    found = canonical(written, keep_case=True).strip()
+    want = term.cased_key.strip()
+    return found.startswith(want) if term.kind == "prefix" else found == want
 
 
 def _word_spans(

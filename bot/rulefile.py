@@ -30,7 +30,10 @@ Groups = dict[str, tuple[Term, ...]]
 def read_rule_set(path: Path) -> tuple[list[Rule], list[Problem]]:
     """All rules under `path` (folder or file) and every problem found in them."""
     if not path.exists():
-        return [], [Problem(str(path), 1, "no such file or folder: point at your rules/ folder")]
+        hint = (
+            "no such file or folder: give the rules folder (--rules, ALERTBOT_RULES or paths.rules)"
+        )
+        return [], [Problem(str(path), 1, hint)]
     folder = path if path.is_dir() else path.parent
     files = sorted(_rule_files(path))
     problems: list[Problem] = []

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _registry() -> list[Callable[[argparse._SubParsersAction], None]]:
     from bot import cli_ops, cli_rules, cli_run, cli_subscribers
 
-    return [cli_rules.register, cli_ops.register, cli_run.register, cli_subscribers.register]
+    # the order `alertbot --help` lists them in: the main job first
+    return [cli_run.register, cli_rules.register, cli_subscribers.register, cli_ops.register]
 
 
 _REGISTRY = _registry()

@@ -16,11 +16,11 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
-from operator import itemgetter, rshift
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import ahocorasick
@@ -28,10 +28,10 @@ import ahocorasick
 from bot.models import Item, Match
 from bot.rules import Expr, Leaf, Rule, Term, compile_regex
 from bot.summary import make_snippets
-from bot.text import BOUNDARY, SENTENCE_JOINER, canonical, sentences
+from bot.text import BOUNDARY, SENTENCE_JOINER, canonical, sentence_spans
 from bot.windows import Sentence, evidence, present, spans, windows
 
-_PART_BITS = 6  # required parts counted per rule (more than 64 are not used for dismissal)
+_MAX_PARTS = 64  # required parts checked per rule (more are not used for dismissal)
 Node = Any  # frozenset[int] (a leaf: its term ids) or _Node
 
 
@@ -70,19 +70,14 @@ class Rulebook:
         self._terms: list[Term] = []
         self._term_ids: dict[Term, int] = {}
         self._compiled = [self._compile_rule(rule) for rule in self.rules]
-        # term -> (rule, required part), packed in one int: a rule is evaluated only when
-        # every part it requires has a term in the item, which counting the distinct pairs
-        # tells without evaluating anything
-        self._term_slots: dict[int, list[int]] = defaultdict(list)
-        self._parts_needed: list[int] = []
+        # part number -> term -> rules whose required part of that number holds the term:
+        # a rule is evaluated only when every part it requires has a term in the item, which
+        # intersecting these sets (at C speed, without evaluating anything) tells
+        required = [_required_parts(c.expr)[:_MAX_PARTS] for c in self._compiled]
+        self._part_rules, self._lacking = _index_parts(required)
         self._unconstrained: dict[int, list[int]] = defaultdict(list)  # rules requiring no part
         for index, compiled in enumerate(self._compiled):
-            required = _required_parts(compiled.expr)[: 1 << _PART_BITS]
-            for part_no, part in enumerate(required):
-                for term_id in part:
-                    self._term_slots[term_id].append(index << _PART_BITS | part_no)
-            self._parts_needed.append(len(required))
-            for term_id in compiled.positive if not required else ():
+            for term_id in compiled.positive if not required[index] else ():
                 self._unconstrained[term_id].append(index)
         self._automaton = self._build_automaton()
         self._regexes = [
@@ -139,8 +134,14 @@ class Rulebook:
             if term.kind != "regex":
                 keys[term.key].append(term_id)
         automaton = ahocorasick.Automaton()
-        for key, ids in keys.items():
-            automaton.add_word(key, (len(key), tuple(ids)))
+        # a key's value is its number (cheap to hash when scanning); these give its length
+        # and term ids
+        self._key_lengths: list[int] = []
+        self._key_ids: list[tuple[int, ...]] = []
+        for number, (key, ids) in enumerate(keys.items()):
+            automaton.add_word(key, number)
+            self._key_lengths.append(len(key))
+            self._key_ids.append(tuple(ids))
         if keys:
             automaton.make_automaton()
         return automaton if keys else None
@@ -153,7 +154,10 @@ class Rulebook:
         if not candidates:
             return []
         by_words = any(not isinstance(c.rule.within, str) for c in candidates)
-        analysed = {name: self._analyse(text, name, by_words) for name, text in fields.items()}
+        wanted = frozenset().union(*(c.own for c in candidates))
+        analysed = {
+            name: self._analyse(text, name, by_words, wanted) for name, text in fields.items()
+        }
         matches, words = [], {}
         for compiled in candidates:
             found = self._match_rule(compiled, analysed, fields, words)
@@ -165,7 +169,7 @@ class Rulebook:
         if self._automaton is None:
             return set()
         keys = set(map(itemgetter(1), self._automaton.iter(canon)))  # C speed; few distinct
-        return set().union(*map(itemgetter(1), keys))
+        return set().union(*map(self._key_ids.__getitem__, keys))
 
     def _scan_field(self, text: str) -> set[int]:
         if not text:
@@ -183,15 +187,10 @@ class Rulebook:
 
     def _candidates(self, item: Item, present: dict[str, set[int]]) -> list[_CompiledRule]:
         present_ids = set().union(*present.values())
-        slots = self._term_slots
-        # distinct (rule, required part) pairs present, counted per rule, all at C speed
-        parts = set(chain.from_iterable(slots[t] for t in present_ids if t in slots))
-        counts = Counter(map(rshift, parts, repeat(_PART_BITS)))
-        need = self._parts_needed
-        touched = {i for i, n in counts.items() if n == need[i]}
+        touched = self._all_parts_present(present_ids)
         touched.update(self._always)
-        for term_id in present_ids:
-            touched.update(self._unconstrained.get(term_id, ()))
+        if self._unconstrained:
+            touched.update(*map(self._unconstrained.get, present_ids, repeat(())))
         out = []
         for index in sorted(touched):
             compiled = self._compiled[index]
@@ -203,21 +202,46 @@ class Rulebook:
                 out.append(compiled)
         return out
 
-    def _analyse(self, text: str, field_name: str, by_words: bool) -> list[Sentence]:
-        """Sentences of one field with the terms found in each (only for candidate items)."""
+    def _all_parts_present(self, present_ids: set[int]) -> set[int]:
+        """Rules having a term of each required part among `present_ids`."""
+        if not self._part_rules:
+            return set()
+        empty: tuple[int, ...] = ()
+        first = self._part_rules[0]
+        rules = set().union(*map(first.get, present_ids, repeat(empty)))
+        for by_term, lacking in zip(self._part_rules[1:], self._lacking[1:], strict=True):
+            if not rules:
+                break
+            holding = set().union(*map(by_term.get, present_ids, repeat(empty)))
+            rules = (rules & holding) | (rules & lacking)
+        return rules
+
+    def _analyse(
+        self, text: str, field_name: str, by_words: bool, wanted: frozenset[int]
+    ) -> list[Sentence]:
+        """Sentences of one field holding `wanted` terms, with those terms (only for candidate
+        items). Windows only ever consist of sentences with hits, so others are left out."""
         if field_name == "title":
             spans = [(0, len(text), 0)] if text.strip() else []
         else:
-            spans = [(s.start, s.end, s.paragraph) for s in sentences(text)]
-        out = [Sentence(field_name, a, b, p) for a, b, p in spans]
-        if out and self._automaton is not None:
+            spans = sentence_spans(text)
+        hits: dict[int, dict[int, list[int]]] = defaultdict(dict)  # sentence -> term -> words
+        firsts = [0] * len(spans)  # each sentence's first word number, for word windows
+        if spans and self._automaton is not None:
             joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
-            self._hits_in(out, joined, by_words)
-        if out and self._regexes:
-            self._regex_hits(out, text, by_words)
-        return out
+            self._hits_in(hits, firsts, joined, by_words, wanted)
+        if spans and self._regexes:
+            self._regex_hits(hits, firsts, spans, text, by_words, wanted)
+        return [Sentence(field_name, *spans[n], firsts[n], hits[n]) for n in sorted(hits)]
 
-    def _hits_in(self, out: list[Sentence], joined: str, by_words: bool) -> None:
+    def _hits_in(
+        self,
+        hits: dict[int, dict[int, list[int]]],
+        firsts: list[int],
+        joined: str,
+        by_words: bool,
+        wanted: frozenset[int],
+    ) -> None:
         """One scan of the joined sentences; each hit is credited to its sentence (and its
         word number, when a rule counts words)."""
         canon = canonical(joined)
@@ -225,18 +249,23 @@ class Rulebook:
         cased = canonical(joined, keep_case=True) if self._cased else canon
         spaces = _SpaceCounter(canon)
         if by_words:  # a sentence's first word: spaces up to it, less the boundary tokens
-            firsts = _SpaceCounter(canon)
+            counter = _SpaceCounter(canon)
             for n, mark in enumerate(marks, 1):
-                out[n].first_word = firsts.before(mark + 2) - 1 - n
-        for end, (length, ids) in self._automaton.iter(canon):
-            start = end - length + 1
+                firsts[n] = counter.before(mark + 2) - 1 - n
+        lengths, key_ids = self._key_lengths, self._key_ids
+        for end, key in self._automaton.iter(canon):
+            ids = key_ids[key]
+            if wanted.isdisjoint(ids):
+                continue
+            start = end - lengths[key] + 1
             index = bisect.bisect_left(marks, start)
             word = spaces.before(start + 1) - 1 - index if by_words else 0
-            hits = out[index].hits
             for term_id in ids:
-                if term_id in self._cased and not self._case_fits(term_id, cased, canon, start):
+                if term_id not in wanted or (
+                    term_id in self._cased and not self._case_fits(term_id, cased, canon, start)
+                ):
                     continue
-                hits.setdefault(term_id, []).append(word)
+                hits[index].setdefault(term_id, []).append(word)
 
     def _case_fits(self, term_id: int, cased: str, canon: str, start: int) -> bool:
         """Is this very occurrence written in the term's case?"""
@@ -245,17 +274,28 @@ class Rulebook:
             return cased.startswith(key, start)
         return key in cased  # case folding changed lengths (ß, ǰ): judge the whole field
 
-    def _regex_hits(self, out: list[Sentence], text: str, by_words: bool) -> None:
+    def _regex_hits(
+        self,
+        hits: dict[int, dict[int, list[int]]],
+        firsts: list[int],
+        spans: list[tuple[int, int, int]],
+        text: str,
+        by_words: bool,
+        wanted: frozenset[int],
+    ) -> None:
         """Regex terms, sentence by sentence on the NFKC text (so positions stay put)."""
-        for sentence in out:
-            chunk = unicodedata.normalize("NFKC", text[sentence.start : sentence.end])
-            for term_id, regex in self._regexes:
-                word, last = sentence.first_word, 0
+        regexes = [(term_id, regex) for term_id, regex in self._regexes if term_id in wanted]
+        if not regexes:
+            return
+        for n, (start, end, _) in enumerate(spans):
+            chunk = unicodedata.normalize("NFKC", text[start:end])
+            for term_id, regex in regexes:
+                word, last = firsts[n], 0
                 for m in regex.finditer(chunk):
                     if by_words:  # counted piecewise: never rescan from the sentence start
                         word += len(canonical(chunk[last : m.start()]).split())
                         last = m.start()
-                    sentence.hits.setdefault(term_id, []).append(word)
+                    hits[n].setdefault(term_id, []).append(word)
 
     def _match_rule(
         self,
@@ -299,6 +339,24 @@ class _SpaceCounter:
             self.count -= self.text.count(" ", pos, self.pos)
         self.pos = pos
         return self.count
+
+
+def _index_parts(
+    required: list[list[frozenset[int]]],
+) -> tuple[list[dict[int, tuple[int, ...]]], list[frozenset[int]]]:
+    """Per part number: term -> rules whose part of that number holds it, and the rules
+    with fewer parts than that (which that part number never rules out)."""
+    most = max(map(len, required), default=0)
+    parts: list[dict[int, set[int]]] = [defaultdict(set) for _ in range(most)]
+    lacking: list[set[int]] = [set() for _ in range(most)]
+    for index, rule_parts in enumerate(required):
+        for part_no, part in enumerate(rule_parts):
+            for term_id in part:
+                parts[part_no][term_id].add(index)
+        for part_no in range(len(rule_parts), most):
+            lacking[part_no].add(index)
+    by_term = [{t: tuple(rules) for t, rules in p.items()} for p in parts]  # untracked by gc
+    return by_term, [frozenset(rules) for rules in lacking]
 
 
 def _required_parts(expr: Node) -> list[frozenset[int]]:

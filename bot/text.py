@@ -103,17 +103,33 @@ _ABBREVIATIONS = frozenset(
     "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp dept est approx fig "
     "ул г им тов обл р".split()
 )
+# letters before a full stop that make it a sentence end for sure: longer than any
+# abbreviation (casefold never shortens a word), an initial or a dotted "U.S"
+_LONG_WORD = max(map(len, _ABBREVIATIONS)) + 1
+_CLAUSE_MARKS = (",", ";", ":")
 
 
 def sentences(text: str) -> list[Sentence]:
     """Split into sentences, never across paragraphs (blank lines)."""
-    out: list[Sentence] = []
+    return [Sentence(*span) for span in sentence_spans(text)]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int, int]]:
+    """The sentences as (start, end, paragraph number) tuples (cheaper than `sentences`)."""
+    out: list[tuple[int, int, int]] = []
     for number, (p_start, p_end) in enumerate(_paragraph_spans(text)):
         start = p_start
         for m in _SENTENCE_END.finditer(text, p_start, p_end):
-            if _is_sentence_end(text, m, start):
-                _append_stripped(out, text, start, m.end(), number)
-                start = m.end()
+            mark, end = m.span()
+            # the usual case, decided without the full check: a full stop after a word too
+            # long to be an initial or abbreviation, not followed by , ; or :
+            if (
+                (mark - start >= _LONG_WORD and text[mark] == ".")
+                and text[mark - _LONG_WORD : mark].isalpha()
+                and text[end : end + 1] not in _CLAUSE_MARKS
+            ) or _is_sentence_end(text, m, start):
+                _append_stripped(out, text, start, end, number)
+                start = end
         _append_stripped(out, text, start, p_end, number)
     return out
 
@@ -135,7 +151,7 @@ def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
     mark = text[m.start()]
     if mark == "\n":
         return _line_ends_sentence(text, sentence_start, m.start(), m.end())
-    if text[m.end() : m.end() + 1] in (",", ";", ":") and m.end() < len(text):
+    if text[m.end() : m.end() + 1] in _CLAUSE_MARKS and m.end() < len(text):
         return False
     if mark != ".":
         return True
@@ -159,13 +175,15 @@ def _line_ends_sentence(text: str, sentence_start: int, line_end: int, next_line
     return len(line) < 60 and following in ("-", "•", "*", "–", "—")
 
 
-def _append_stripped(out: list[Sentence], text: str, start: int, end: int, par: int) -> None:
+def _append_stripped(
+    out: list[tuple[int, int, int]], text: str, start: int, end: int, par: int
+) -> None:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
     if start < end:
-        out.append(Sentence(start, end, par))
+        out.append((start, end, par))
 
 
 def is_text(data: bytes) -> bool:

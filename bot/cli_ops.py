@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings, add_config_option, settings_from_args
+from bot.durations import approximate
 from bot.errors import AlertbotError
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def health_problem(settings: Settings, now: float) -> str | None:
     age = now - float(cycle["finished"])
     if age > limit:
         return (
-            f"the last poll cycle finished {_ago(age)} ago, more than {_span(limit)} "
+            f"the last poll cycle finished {approximate(age)} ago, more than {approximate(limit)} "
             f"({STALE_AFTER_INTERVALS} x the shortest feed interval): is the poller stuck?"
         )
     return None
@@ -122,7 +123,8 @@ def _cycle_lines(cycle: dict[str, Any] | None, now: float) -> list[str]:
     detail = ", ".join(f"{k} {v}" for k, v in stats.items() if not isinstance(v, dict | list))
     took = f" (took {finished - started:.1f}s)"
     return [
-        f"last cycle: finished {_ago(now - finished)} ago{took}" + (f": {detail}" if detail else "")
+        f"last cycle: finished {approximate(now - finished)} ago{took}"
+        + (f": {detail}" if detail else "")
     ]
 
 
@@ -146,25 +148,10 @@ def _feed_health(enabled: bool, state: FeedState | None, now: float) -> str:
     else:
         parts = ["ok"]
     if state.last_success:
-        parts.append(f"last success {_ago(now - state.last_success)} ago")
+        parts.append(f"last success {approximate(now - state.last_success)} ago")
     else:
         parts.append("never fetched successfully")
     if state.next_fetch and not state.disabled:
-        parts.append(f"next fetch in {_span(max(0.0, state.next_fetch - now))}")
+        parts.append(f"next fetch in {approximate(max(0.0, state.next_fetch - now))}")
     parts.append(f"{state.items} item{'' if state.items == 1 else 's'} seen")
     return ", ".join(parts)
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return (
-                f"{seconds / size:.0f}{unit}"
-                if seconds % size == 0
-                else f"{seconds / size:.1f}{unit}"
-            )
-    return f"{seconds:.0f}s"
-
-
-def _ago(seconds: float) -> str:
-    return _span(max(0.0, seconds))

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from bot.config import Settings, add_config_option, settings_from_args
+from bot.durations import approximate
 from bot.errors import AlertbotError, RuleError
 
 
@@ -135,15 +136,8 @@ def _when(moment: float | None, now: float) -> str:
         return "never"
     stamp = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     delta = moment - now
-    span = _span(abs(delta))
+    span = approximate(abs(delta))
     return f"{stamp} ({'in ' + span if delta > 0 else span + ' ago'})"
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
 
 
 # -- OPML ------------------------------------------------------------------------------------

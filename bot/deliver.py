@@ -24,6 +24,7 @@ Errors, and what happens to the row:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
 import time
@@ -81,10 +82,6 @@ class Stalled(Exception):
     def __init__(self, seconds: float):
         super().__init__(f"Telegram asked to wait {seconds:.0f}s")
         self.seconds = seconds
-
-
-class Gone(Exception):
-    """The chat blocked the bot, left, or does not exist."""
 
 
 def rate_limiter(per_second: float = 30.0) -> AIORateLimiter:
@@ -166,7 +163,6 @@ class Deliverer:
         self.notify = notify
         self.paused_until = 0.0
         self.stalled_until = 0.0
-        self._wake = asyncio.Event()
         self.halt = asyncio.Event()  # set: finish the messages in flight, start no others
         self.on_pass: Callable[[Stats], None] | None = None  # e.g. Metrics.observe_delivery
 
@@ -181,15 +177,8 @@ class Deliverer:
                     self.on_pass(stats)
             except Exception:  # one bad pass must not end delivery for good
                 log.exception("delivery pass failed; trying again in %ss", interval)
-            self._wake.clear()
-            waits = [asyncio.ensure_future(e.wait()) for e in (stop, self._wake)]
-            await asyncio.wait(waits, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-            for w in waits:
-                w.cancel()
-
-    def wake(self) -> None:
-        """Ask the loop for a pass now (e.g. after a poll cycle queued alerts)."""
-        self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
 
     async def deliver_due(self) -> Stats:
         """One pass over every due row; returns what happened."""

@@ -29,3 +29,14 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def approximate(seconds: float) -> str:
+    """A duration for people reading a report: '45s', '5m', '1.5h', '3d' (never negative)."""
+    seconds = max(0.0, seconds)
+    for unit in ("d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds >= size:
+            exact = seconds % size == 0
+            return f"{seconds / size:.0f}{unit}" if exact else f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"

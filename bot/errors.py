@@ -7,9 +7,8 @@ AlertbotError
 │   ├── FeedGone         410, or 404 for a day: the feed is disabled
 │   └── FeedThrottled    429/503 with Retry-After: try again later
 ├── FullTextError        a linked article could not be fetched or read (the teaser is used)
-├── StoreError           the database cannot be used
-│   └── AlreadyRunning   another alertbot process holds the database
-└── DeliveryError        a message could not be delivered
+└── StoreError           the database cannot be used
+    └── AlreadyRunning   another alertbot process holds the database
 """
 
 from __future__ import annotations
@@ -89,7 +88,3 @@ class StoreError(AlertbotError):
 
 class AlreadyRunning(StoreError):
     """Another alertbot process is running on this database."""
-
-
-class DeliveryError(AlertbotError):
-    """A message could not be delivered to Telegram."""

@@ -15,6 +15,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
+from bot.durations import approximate
 from bot.messages import esc, split_lines
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,7 @@ async def _reply_lines(update: Update, lines: list[str]) -> None:
 
 
 def _ago(ts: float | None, now: float) -> str:
-    if not ts:
-        return "never"
-    seconds = max(now - ts, 0)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size:.0f}{unit} ago"
-    return f"{seconds:.0f}s ago"
+    return f"{approximate(now - ts)} ago" if ts else "never"
 
 
 def status_lines(store: Any, rulebook: Any, now: float) -> list[str]:

@@ -42,15 +42,6 @@ def _canonical_table() -> dict[int, str | None]:
     return table
 
 
-def fold(text: str) -> str:
-    """NFKC, casefold and strip accents; keeps every other character as it is."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if text.isascii():
-        return text
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-
-
 def canonical(text: str, *, keep_case: bool = False) -> str:
     """The text's words, folded, joined by single spaces, with a space at both ends."""
     text = unicodedata.normalize("NFKC", text)

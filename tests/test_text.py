@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text import canonical, fold, is_text, sentences, tokens
+from bot.text import canonical, is_text, sentences, tokens
 
 
 def sentence_texts(text: str) -> list[str]:
@@ -32,11 +32,6 @@ def test_canonical_folds_case_and_accents_in_any_script(written: str, expected: 
 def test_short_i_and_i_fold_alike() -> None:
     assert canonical("й") == canonical("и") == " и "
     assert canonical("Курской") == canonical("Курскои")
-
-
-def test_fold_keeps_punctuation_but_drops_accents_and_case() -> None:
-    assert fold("Kýiv, Ukraine!") == "kyiv, ukraine!"
-    assert fold("ＰＬＡ") == "pla"
 
 
 def test_ukrainian_apostrophe_and_ascii_apostrophe_canonicalise_alike() -> None:

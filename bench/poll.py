@@ -1,10 +1,13 @@
 """Benchmark one poll cycle against a local HTTP server, with a naive baseline in the same run.
 
-    .venv/bin/python bench/poll.py [--feeds 1000] [--items 50] [--latency 0] [--workers N]
+    .venv/bin/python bench/poll.py [--feeds 1000] [--items 50] [--hosts 50] [--latency 0]
+                                   [--workers N]
 
-Serves FEEDS feeds of ITEMS items of about 3 KB from 127.0.0.1 (one item in ten matches a
-rule; every body generated before serving, as a real server sends stored files), each answer
-after LATENCY seconds of simulated server time, then measures:
+Serves FEEDS feeds of ITEMS items of about 3 KB from HOSTS sites (one server per loopback
+address, 127.0.0.1 to 127.0.0.HOSTS, feeds dealt out in turn; one item in ten matches a rule;
+every body generated before serving, as a real server sends stored files), each answer after
+LATENCY seconds of simulated server time, then measures with alertbot's default limits (20
+connections, 4 per host):
   cycle_s            a full cycle on a fresh database: every feed and item is new
   unchanged_cycle_s  the next cycle: every feed answers 304 to our conditional request
   baseline_s         `feedparser.parse(url)` feed after feed (no matching, no storing)
@@ -27,6 +30,7 @@ import resource
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing import Event, Process, Queue
 from pathlib import Path
@@ -96,8 +100,7 @@ def handler(body: bytes, etag: str, latency: float):  # type: ignore[no-untyped-
 async def cycles(feeds: list[Feed], database: Path, workers: int | None) -> Cycles:
     rulebook = load_rules(ROOT / "rules")
     with Store(database) as store, ParsePool(workers) as parser:
-        # one local server stands in for a thousand: lift the per-host limit to the overall one
-        async with Fetcher(max_connections=20, per_host=20) as fetcher:
+        async with Fetcher() as fetcher:  # the default limits, as `alertbot run` has them
             poller = Poller(store, fetcher, rulebook, parser=parser)
             started = time.perf_counter()
             stats = await poller.run_cycle(feeds, force=True)
@@ -140,13 +143,15 @@ def baseline(urls: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def serve(feeds: int, items: int, latency: float, port: Queue, stop: Event) -> None:
-    """The feed server, in its own process: on a real network it is another machine."""
-    with running() as server:
+def serve(feeds: int, items: int, hosts: int, latency: float, urls: Queue, stop: Event) -> None:
+    """The feed servers, in their own process: on a real network they are other machines."""
+    with ExitStack() as stack:
+        servers = [stack.enter_context(running(f"127.0.0.{n + 1}")) for n in range(hosts)]
         # generated before serving: the server shares our cores, and a real one sends stored files
         for n in range(feeds):
-            server.route(f"/feeds/{n}.xml", handler=handler(feed_body(n, items), f'"{n}"', latency))
-        port.put(server.port)
+            server, path = servers[n % hosts], f"/feeds/{n}.xml"
+            server.route(path, handler=handler(feed_body(n, items), f'"{n}"', latency))
+        urls.put([servers[n % hosts].url(f"/feeds/{n}.xml") for n in range(feeds)])
         stop.wait()
 
 
@@ -154,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=50)
+    parser.add_argument("--hosts", type=int, default=50, help="sites serving the feeds (≤ 254)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
     parser.add_argument(
         "--workers",
@@ -162,13 +168,14 @@ def main() -> None:
         help="parser processes (default: one per CPU; 0: a thread)",
     )
     args = parser.parse_args()
-    port: Queue = Queue()
+    served: Queue = Queue()
     stop = Event()
-    server = Process(target=serve, args=(args.feeds, args.items, args.latency, port, stop))
+    server = Process(
+        target=serve, args=(args.feeds, args.items, args.hosts, args.latency, served, stop)
+    )
     server.start()
     try:
-        base_url = f"http://127.0.0.1:{port.get(timeout=600)}"
-        urls = [f"{base_url}/feeds/{n}.xml" for n in range(args.feeds)]
+        urls = served.get(timeout=600)
         feeds = [Feed(name=f"feed-{n}", url=url, backfill=args.items) for n, url in enumerate(urls)]
         with tempfile.TemporaryDirectory() as tmp:
             run = asyncio.run(cycles(feeds, Path(tmp) / "bench.db", args.workers))
@@ -179,7 +186,8 @@ def main() -> None:
     main_mb = peak_rss_mb()
     peak = main_mb + run.worker_mb  # each process's own peak, summed: an upper bound
     print(
-        f"items={args.feeds * args.items} alerts={run.alerts} latency_s={args.latency} "
+        f"items={args.feeds * args.items} hosts={args.hosts} alerts={run.alerts} "
+        f"latency_s={args.latency} "
         f"cpus={cpu_count()} parse_workers={run.workers} main_rss_mb={main_mb:.0f} "
         f"workers_rss_mb={run.worker_mb:.0f}"
     )

@@ -35,12 +35,15 @@ import httpx
 
 from bot import __version__
 from bot.errors import FeedError, FeedGone, FeedThrottled
+from bot.hostpools import HostPools
 
 USER_AGENT = f"alertbot/{__version__} (+https://github.com/alertbot/alertbot)"
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
 )
 MAX_REDIRECTS = 5
+# hosts whose connections are kept for reuse, each at most `per_host` sockets (400 in all)
+POOLED_HOSTS = 100
 DEFAULT_RETRY_AFTER = 300.0  # a 429/503 without Retry-After: wait five minutes
 MAX_RETRY_AFTER = 86_400.0  # a server asking for more than a day is asking too much
 MAX_BACKOFF = 6 * 3600.0
@@ -92,13 +95,12 @@ class Fetcher:
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._slots = asyncio.Semaphore(max_connections)
-        self._client = httpx.AsyncClient(
+        self._pools = HostPools(
+            per_host,
+            max_hosts=POOLED_HOSTS,
             headers={"User-Agent": user_agent or USER_AGENT, "Accept": ACCEPT},
             timeout=httpx.Timeout(
                 timeout, connect=min(connect_timeout, timeout), read=min(read_timeout, timeout)
-            ),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             follow_redirects=False,  # followed by hand, to see which hops are permanent
         )
@@ -110,7 +112,7 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._pools.aclose()
 
     async def fetch(
         self,
@@ -177,7 +179,7 @@ class Fetcher:
     ) -> FetchResult | _Redirect:
         async with (
             self._slot(url, budget),
-            self._client.stream("GET", url, headers=headers) as response,
+            self._pools.stream("GET", url, headers=headers) as response,
         ):
             return await self._handle(response)
 

@@ -112,9 +112,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class FeedServer:
-    """A threaded HTTP server on an ephemeral port of 127.0.0.1; see the module docstring."""
+    """A threaded HTTP server on an ephemeral port of 127.0.0.1 (or another loopback address
+    given as `host`, to stand for another site); see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.requests: list[Request] = []
         self.active = 0
         self.max_active = 0
@@ -122,7 +123,7 @@ class FeedServer:
         self._routes: dict[str, Response | Handler] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server((host, 0), _Handler)
         self._httpd.owner = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -133,7 +134,8 @@ class FeedServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}{path}"
 
     def start(self) -> FeedServer:
         self._thread.start()
@@ -231,9 +233,9 @@ class FeedServer:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[FeedServer]:
+def running(host: str = "127.0.0.1") -> Iterator[FeedServer]:
     """A started FeedServer, stopped on exit (for use outside pytest fixtures, e.g. bench/)."""
-    server = FeedServer().start()
+    server = FeedServer(host).start()
     try:
         yield server
     finally:

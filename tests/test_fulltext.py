@@ -7,20 +7,20 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
 from feedserver import FeedServer, Response, repeat
+from pollenv import Clock, Env
 
 from bot.articles import ArticleSource
 from bot.errors import FullTextError
 from bot.fetch import Fetcher
 from bot.fulltext import best_text, extract_main_text, fetch_article, needs_full_text
 from bot.matcher import Rulebook
-from bot.models import Alert, Feed, Item
+from bot.models import Alert, Item
 from bot.parse import html_to_text
 from bot.poller import Poller
 from bot.rules import load_rules
@@ -282,14 +282,6 @@ async def test_untyped_html_is_sniffed(feed_server: FeedServer, fetcher: Fetcher
 # -- the poller ------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_728_900_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def rss(*entries: tuple[str, str, str]) -> bytes:
     """(guid, link, description) entries."""
     items = "".join(
@@ -303,39 +295,16 @@ def rss(*entries: tuple[str, str, str]) -> bytes:
     ).encode()
 
 
-@dataclass
-class Env:
-    store: Store
-    poller: Poller
-    clock: Clock
-    server: FeedServer
-    alerts: list[Alert]
-
-    async def cycle(self, *feeds: Feed, advance: float = 600.0):  # type: ignore[no-untyped-def]
-        self.clock.now += advance
-        return await self.poller.run_cycle(list(feeds), force=True)
-
-    def feed(self, name: str, path: str, **kw: object) -> Feed:
-        return Feed(name=name, url=self.server.url(path), backfill=10, **kw)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    clock = Clock()
-    with Store(tmp_path / "alertbot.db", clock=clock) as s:
-        yield s
-
-
-@pytest.fixture
-async def env(store: Store, feed_server: FeedServer, rulebook: Rulebook) -> AsyncIterator[Env]:
+async def env(
+    store: Store, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
+) -> AsyncIterator[Env]:
     alerts: list[Alert] = []
-    clock = store.clock
-    assert isinstance(clock, Clock)
     async with Fetcher(timeout=1.0) as fetcher:
         articles = ArticleSource(store, fetcher, clock=clock, concurrency=4)
         poller = Poller(store, fetcher, rulebook, clock=clock, emit=alerts.append,
                         articles=articles)  # fmt: skip
-        yield Env(store, poller, clock, feed_server, alerts)
+        yield Env(store, poller, clock, feed_server, alerts, 600.0, {"backfill": 10})
 
 
 def snippets(alert: Alert) -> dict[str, list[str]]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
 from feedserver import FeedServer, conditional
+from pollenv import Clock, Env
 
 from bot.decide import Decision, decide, select_alerts
 from bot.fetch import Fetcher
@@ -91,14 +91,6 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class Clock:
-    def __init__(self, now: float = 1_728_900_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- decide (pure) ---------------------------------------------------------------------------
@@ -200,22 +192,6 @@ def test_select_alerts_skips_known_rules_throttle_and_silent_backfill() -> None:
 # -- whole cycles against a real server -----------------------------------------------------
 
 
-@dataclass
-class Env:
-    store: Store
-    poller: Poller
-    clock: Clock
-    server: FeedServer
-    alerts: list[Alert]
-
-    async def cycle(self, *feeds: Feed, advance: float = 0.0, force: bool = True):  # type: ignore[no-untyped-def]
-        self.clock.now += advance
-        return await self.poller.run_cycle(list(feeds), force=force)
-
-    def feed(self, name: str, path: str, **kw: object) -> Feed:
-        return Feed(name=name, url=self.server.url(path), **kw)  # type: ignore[arg-type]
-
-
 @pytest.fixture(scope="module")
 def rulebook() -> Rulebook:
     return load_rules(RULES)
@@ -224,12 +200,6 @@ def rulebook() -> Rulebook:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    with Store(tmp_path / "alertbot.db", clock=clock) as s:
-        yield s
 
 
 @pytest.fixture

@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pollenv import Clock
 from sqlite_utils import Database
 
 from bot.errors import AlreadyRunning, StoreError
 from bot.models import Alert, Feed, Item, Match, Snippet, Window
 from bot.store import MIGRATIONS, Store, alert_from_json, alert_to_json, migrate
-
-
-class Clock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    """A fresh database with every migration applied."""
-    with Store(tmp_path / "alertbot.db", clock=clock) as s:
-        yield s
 
 
 def item(uid: str = "u1", story: str = "example.org/a", text: str = "Body.", **kw: object) -> Item:

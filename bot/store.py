@@ -410,16 +410,6 @@ class Store(ChatStore, ArticleStore):
             return int(self._query1("SELECT count(*) FROM items")[0])
         return int(self._query1("SELECT count(*) FROM items WHERE feed = ?", (feed,))[0])
 
-    def alerted(self) -> list[tuple[str, str, str]]:
-        """(feed, uid, rule_id) of every alert ever raised, oldest first (for tests and tools)."""
-        return [
-            tuple(r)
-            for r in self._query(
-                "SELECT i.feed, i.uid, m.rule_id FROM matches m JOIN items i ON i.id = m.item_id "
-                "WHERE m.alerted_at IS NOT NULL ORDER BY m.id"
-            )
-        ]
-
     # -- run status ------------------------------------------------------------------------
 
     def record_cycle(self, started: float, finished: float, stats: dict[str, Any]) -> None:

@@ -175,17 +175,6 @@ class ChatStore:
         rows = self._query("SELECT rule_id FROM subscriptions WHERE chat_id = ?", (chat_id,))
         return {r[0] for r in rows}
 
-    def subscribers_of(self, rule_id: str) -> list[int]:
-        """Active chats subscribed to this rule."""
-        return [
-            r[0]
-            for r in self._query(
-                "SELECT s.chat_id FROM subscriptions s JOIN subscribers c USING (chat_id) "
-                "WHERE s.rule_id = ? AND c.active = 1 ORDER BY s.chat_id",
-                (rule_id,),
-            )
-        ]
-
     def subscriber_counts(self) -> dict[str, int]:
         """rule_id -> number of active subscribers."""
         return dict(

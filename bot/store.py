@@ -17,9 +17,10 @@ from typing import IO, Any
 from sqlite_utils import Database
 
 from bot.errors import AlreadyRunning, StoreError
-from bot.models import Feed, Item, Match
+from bot.models import Item, Match
 from bot.storearticles import ArticleRow, ArticleStore
 from bot.storechats import ChatStore, OutboxRow, Subscriber
+from bot.storefeeds import FeedState, FeedStore
 from bot.storeschema import (
     MIGRATIONS,
     Migration,
@@ -47,28 +48,6 @@ _CHUNK = 300  # SQLite's default limit on bound parameters is far above this
 
 
 @dataclass(frozen=True)
-class FeedState:
-    """A feed's row: where to fetch it, its validators and its health."""
-
-    name: str
-    url: str  # current address (follows permanent redirects)
-    config_url: str  # the address in the configuration
-    etag: str | None = None
-    last_modified: str | None = None
-    body_hash: str | None = None
-    title: str | None = None
-    last_fetch: float | None = None
-    last_success: float | None = None
-    error_count: int = 0  # consecutive errors
-    last_error: str | None = None
-    last_error_at: float | None = None
-    not_found_since: float | None = None
-    next_fetch: float | None = None
-    disabled: bool = False
-    items: int = 0  # items seen (tombstones included)
-
-
-@dataclass(frozen=True)
 class KnownItem:
     """What the store remembers of one item version (enough to decide what is new)."""
 
@@ -81,7 +60,7 @@ class KnownItem:
     rules: frozenset[str]  # rules this version matched
 
 
-class Store(ChatStore, ArticleStore):
+class Store(FeedStore, ChatStore, ArticleStore):
     """One SQLite connection, used under a lock so any thread may call it (one at a time)."""
 
     def __init__(
@@ -173,105 +152,6 @@ class Store(ChatStore, ArticleStore):
     def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self.transaction() as db:
             return db.execute(sql, params).rowcount
-
-    # -- feeds -----------------------------------------------------------------------------
-
-    def sync_feeds(self, feeds: Iterable[Feed]) -> None:
-        """Add configured feeds; a feed whose configured URL changed starts again from it."""
-        with self.transaction() as db:
-            for feed in feeds:
-                db.execute(
-                    "INSERT OR IGNORE INTO feeds (name, url, config_url, added_at) "
-                    "VALUES (?, ?, ?, ?)",
-                    (feed.name, feed.url, feed.url, self.clock()),
-                )
-                db.execute(
-                    "UPDATE feeds SET url = ?, config_url = ?, etag = NULL, last_modified = NULL, "
-                    "body_hash = NULL, disabled = 0, error_count = 0, not_found_since = NULL, "
-                    "next_fetch = NULL WHERE name = ? AND config_url != ?",
-                    (feed.url, feed.url, feed.name, feed.url),
-                )
-
-    def feed_health(self) -> list[FeedState]:
-        """Every feed's row, with the number of items seen."""
-        return self._feed_states("")
-
-    def feed_state(self, name: str) -> FeedState | None:
-        states = self._feed_states("WHERE f.name = ?", (name,))
-        return states[0] if states else None
-
-    def _feed_states(self, where: str, params: Sequence[Any] = ()) -> list[FeedState]:
-        names = [f for f in FeedState.__dataclass_fields__ if f != "items"]
-        columns = ", ".join(f"f.{n}" for n in names)
-        sql = (
-            f"SELECT {columns}, (SELECT count(*) FROM items i WHERE i.feed = f.name) "
-            f"FROM feeds f {where} ORDER BY f.name"
-        )
-        out = []
-        for row in self._query(sql, params):
-            values = dict(zip(names, row, strict=False))
-            values["disabled"] = bool(values["disabled"])
-            out.append(FeedState(**values, items=row[-1]))
-        return out
-
-    def due_feeds(
-        self, feeds: Iterable[Feed], now: float, force: bool = False
-    ) -> list[tuple[Feed, FeedState]]:
-        """Configured, enabled, not disabled feeds whose next fetch time has come (or all)."""
-        states = {s.name: s for s in self.feed_health()}
-        due = []
-        for feed in feeds:
-            state = states.get(feed.name)
-            if not feed.enabled or state is None or state.disabled:
-                continue
-            if force or state.next_fetch is None or state.next_fetch <= now:
-                due.append((feed, state))
-        return due
-
-    def record_fetch(self, name: str, **changes: Any) -> None:
-        """A successful fetch (or 304): validators, hash and schedule; the error count resets."""
-        allowed = {"etag", "last_modified", "body_hash", "title", "next_fetch", "url"}
-        if unknown := set(changes) - allowed:
-            raise ValueError(f"record_fetch: unknown columns {sorted(unknown)}")
-        now = self.clock()
-        sets = dict(changes, last_fetch=now, last_success=now, error_count=0)
-        sets |= {"not_found_since": None}
-        assignments = ", ".join(f"{k} = ?" for k in sets)
-        self._write(f"UPDATE feeds SET {assignments} WHERE name = ?", [*sets.values(), name])
-
-    def record_feed_error(
-        self,
-        name: str,
-        error: str,
-        *,
-        next_fetch: float,
-        status: int | None = None,
-        count: bool = True,
-    ) -> FeedState:
-        """Record a failure on the feed; returns the updated state (404 streak included)."""
-        now = self.clock()
-        self._write(
-            "UPDATE feeds SET last_fetch = ?, last_error = ?, last_error_at = ?, next_fetch = ?, "
-            "error_count = error_count + ?, "
-            "not_found_since = CASE WHEN ? = 404 THEN coalesce(not_found_since, ?) ELSE NULL END "
-            "WHERE name = ?",
-            (now, error, now, next_fetch, 1 if count else 0, status, now, name),
-        )
-        state = self.feed_state(name)
-        assert state is not None, f"feed {name!r} is not in the store (sync_feeds first)"
-        return state
-
-    def disable_feed(self, name: str, reason: str) -> None:
-        """Stop fetching this feed (until its configured URL changes); say why in last_error."""
-        self._write(
-            "UPDATE feeds SET disabled = 1, last_error = ?, last_error_at = ?, next_fetch = NULL "
-            "WHERE name = ?",
-            (reason, self.clock(), name),
-        )
-
-    def set_feed_url(self, name: str, url: str) -> None:
-        """A permanent redirect: fetch the new address from now on."""
-        self._write("UPDATE feeds SET url = ? WHERE name = ?", (url, name))
 
     # -- items -----------------------------------------------------------------------------
 

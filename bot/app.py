@@ -91,8 +91,8 @@ async def run_with_telegram(
 
     from bot.deliver import Deliverer
     from bot.errors import ConfigError
-    from bot.telegram import BotOptions, build_application, start_polling, stop_polling
     from bot.telegram_admin import admin_notifier, watch_feeds
+    from bot.telegram_app import BotOptions, build_application, start_polling, stop_polling
 
     options = BotOptions(settings.admin_ids, settings.access, reloader=reloader)
     app = build_application(

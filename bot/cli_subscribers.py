@@ -59,7 +59,7 @@ async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
     from telegram import Bot
     from telegram.error import TelegramError
 
-    from bot.telegram import api_base_url, quiet_token_loggers
+    from bot.telegram_app import api_base_url, quiet_token_loggers
 
     quiet_token_loggers()
     base = api_base_url(settings.telegram_api_url) if settings.telegram_api_url else None

@@ -16,7 +16,13 @@ from telegram.ext import Application
 
 from bot.rules import load_rules
 from bot.store import Store
-from bot.telegram import BotOptions, api_base_url, build_application, start_polling, stop_polling
+from bot.telegram_app import (
+    BotOptions,
+    api_base_url,
+    build_application,
+    start_polling,
+    stop_polling,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 TOKEN = "654321:ANOTHER-secret-token"

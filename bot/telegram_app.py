@@ -1,0 +1,142 @@
+"""The python-telegram-bot Application: built with our data and every handler; polling."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from telegram import BotCommand
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.deliver import rate_limiter
+from bot.reload import Reloader
+from bot.telegram import (
+    help_,
+    list_topics,
+    on_error,
+    plain_text,
+    start,
+    stop,
+    subscribe,
+    test_text,
+    toggle,
+    topics,
+    unknown_command,
+    unsubscribe,
+)
+from bot.telegram_admin import ADMIN_COMMANDS
+from bot.telegram_settings import SETTINGS_COMMANDS
+
+log = logging.getLogger(__name__)
+COMMANDS = [
+    ("start", "welcome and topic buttons"),
+    ("topics", "choose topics"),
+    ("subscribe", "follow topics: /subscribe ID… or all"),
+    ("unsubscribe", "stop following topics"),
+    ("list", "my topics and delivery mode"),
+    ("digest", "one daily digest: /digest 08:00"),
+    ("timezone", "my time zone: /timezone Europe/Kyiv"),
+    ("instant", "alerts as they come"),
+    ("mute", "quiet for a while: /mute 2h"),
+    ("unmute", "alerts again"),
+    ("test", "try the rules on a text"),
+    ("stop", "unfollow everything and forget me"),
+    ("help", "what I can do"),
+]
+
+
+@dataclass
+class BotOptions:
+    """What the handlers need besides the store and the rulebook."""
+
+    admin_ids: set[int] = field(default_factory=set)
+    access: str | list[int] = "open"
+    rules_path: Path | None = None  # where /reload reads rules when no reloader is given
+    reloader: Reloader | None = None  # shared with the file watcher and SIGHUP
+
+
+def api_base_url(url: str) -> str:
+    """A Bot API address as python-telegram-bot's base_url wants it (ending in /bot)."""
+    url = url.rstrip("/")
+    return url if url.endswith("/bot") else url + "/bot"
+
+
+def quiet_token_loggers() -> None:
+    """Silence the loggers that write request URLs, which hold the bot token."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # every request URL at INFO
+    for name in ("telegram.Bot", "telegram.ext.ExtBot"):  # "Set Bot API URL" at DEBUG
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def build_application(
+    token: str,
+    store: Any,
+    rulebook: Any,
+    options: BotOptions | None = None,
+    base_url: str | None = None,
+    per_second: float = 30.0,
+) -> Application:
+    """The Application with every handler, the global rate limiter and our data in bot_data."""
+    quiet_token_loggers()
+    builder = ApplicationBuilder().token(token).rate_limiter(rate_limiter(per_second))
+    if base_url:
+        builder = builder.base_url(api_base_url(base_url))
+    app = builder.post_init(_post_init).build()
+    options = options or BotOptions()
+    if options.reloader is None and options.rules_path is not None:
+        options.reloader = Reloader(options.rules_path, rulebook)
+    if options.reloader is not None:  # handlers read bot_data["rulebook"] per update
+        options.reloader.on_swap.append(lambda fresh: app.bot_data.update(rulebook=fresh))
+    app.bot_data.update(store=store, rulebook=rulebook, options=options)
+    add_handlers(app)
+    return app
+
+
+async def start_polling(app: Application, timeout: int = 10) -> None:
+    """Initialize, publish the command menu and poll for updates in the background."""
+    await app.initialize()
+    await _post_init(app)
+    await app.start()
+    await app.updater.start_polling(timeout=timeout, poll_interval=0)
+
+
+async def stop_polling(app: Application) -> None:
+    """Stop polling and the Application cleanly (confirms the updates already handled)."""
+    if app.updater and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()
+
+
+async def _post_init(app: Application) -> None:
+    """Publish the command menu."""
+    try:
+        await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+    except TelegramError as exc:
+        log.warning("could not set the command menu: %s", exc)
+
+
+def add_handlers(app: Application) -> None:
+    """Register every command, button and fallback handler."""
+    commands = {
+        "start": start, "topics": topics, "subscribe": subscribe, "unsubscribe": unsubscribe,
+        "list": list_topics, "test": test_text, "stop": stop, "help": help_,
+    }  # fmt: skip
+    for name, handler in (commands | SETTINGS_COMMANDS | ADMIN_COMMANDS).items():
+        app.add_handler(CommandHandler(name, handler))
+    app.add_handler(CallbackQueryHandler(toggle, pattern=r"^t:"))
+    # in groups, commands meant for other bots are none of our business
+    app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
+    app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, plain_text))
+    app.add_error_handler(on_error)

@@ -2,8 +2,9 @@
 
 How an item is matched:
 1. Each field (title, content) is canonicalised once and scanned once with an Aho-Corasick
-   automaton holding every term of every rule (plus one RE2 pass per regex term). This yields
-   the set of terms present anywhere: the cost depends on the text, barely on the rule count.
+   automaton holding every term of every rule (plus one RE2 set pass for all regex terms).
+   This yields the set of terms present anywhere: the cost depends on the text, barely on the
+   rule count.
 2. Only rules that own one of those terms are looked at, and only those whose positive part
    (all/any, ignoring none) holds over the whole item go further: most items stop here.
 3. For those candidates the text is split into sentences (once per item), each sentence is
@@ -17,13 +18,14 @@ import bisect
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
 import ahocorasick
+import re2
 
 from bot.models import Item, Match
 from bot.rules import Expr, Leaf, Rule, Term, compile_regex
@@ -75,6 +77,7 @@ class Rulebook:
         # intersecting these sets (at C speed, without evaluating anything) tells
         required = [_required_parts(c.expr)[:_MAX_PARTS] for c in self._compiled]
         self._part_rules, self._lacking = _index_parts(required)
+        self._required = tuple(map(tuple, required))  # to check the last few rules one by one
         self._unconstrained: dict[int, list[int]] = defaultdict(list)  # rules requiring no part
         for index, compiled in enumerate(self._compiled):
             for term_id in compiled.positive if not required[index] else ():
@@ -83,6 +86,7 @@ class Rulebook:
         self._regexes = [
             (i, compile_regex(t.key)) for i, t in enumerate(self._terms) if t.kind == "regex"
         ]
+        self._regex_set = _regex_set([regex for _, regex in self._regexes])
         self._cased = {i for i, t in enumerate(self._terms) if t.case_sensitive}
         regex_ids = {term_id for term_id, _ in self._regexes}
         self._always = {i for i, c in enumerate(self._compiled) if c.positive & regex_ids}
@@ -134,14 +138,19 @@ class Rulebook:
             if term.kind != "regex":
                 keys[term.key].append(term_id)
         automaton = ahocorasick.Automaton()
-        # a key's value is its number (cheap to hash when scanning); these give its length
-        # and term ids
-        self._key_lengths: list[int] = []
-        self._key_ids: list[tuple[int, ...]] = []
-        for number, (key, ids) in enumerate(keys.items()):
-            automaton.add_word(key, number)
-            self._key_lengths.append(len(key))
-            self._key_ids.append(tuple(ids))
+        # a key's value is its first term's id, so a scan yields term ids as they are (keys
+        # that several terms share are rare); these, by that id, give its length and term ids
+        self._key_lengths: list[int] = [0] * len(self._terms)
+        self._key_ids: list[tuple[int, ...]] = [()] * len(self._terms)
+        shared: dict[int, tuple[int, ...]] = {}
+        for key, ids in keys.items():
+            automaton.add_word(key, ids[0])
+            self._key_lengths[ids[0]] = len(key)
+            self._key_ids[ids[0]] = tuple(ids)
+            if len(ids) > 1:
+                shared[ids[0]] = tuple(ids[1:])
+        self._shared_keys = shared  # first term id -> the other terms of its key
+        self._shared_firsts = frozenset(shared)
         if keys:
             automaton.make_automaton()
         return automaton if keys else None
@@ -168,8 +177,10 @@ class Rulebook:
     def _scan(self, canon: str) -> set[int]:
         if self._automaton is None:
             return set()
-        keys = set(map(itemgetter(1), self._automaton.iter(canon)))  # C speed; few distinct
-        return set().union(*map(self._key_ids.__getitem__, keys))
+        found = set(map(itemgetter(1), self._automaton.iter(canon)))  # C speed; few distinct
+        for first in found & self._shared_firsts if self._shared_firsts else ():
+            found.update(self._shared_keys[first])
+        return found
 
     def _scan_field(self, text: str) -> set[int]:
         if not text:
@@ -177,9 +188,15 @@ class Rulebook:
         found = self._scan(canonical(text))
         if found & self._cased:
             found -= self._absent_cased(found & self._cased, text)
-        nfkc = unicodedata.normalize("NFKC", text) if self._regexes else text
-        found.update(term_id for term_id, regex in self._regexes if regex.search(nfkc))
+        if self._regexes:
+            found.update(self._regex_terms_in(unicodedata.normalize("NFKC", text)))
         return found
+
+    def _regex_terms_in(self, nfkc: str) -> Iterable[int]:
+        """The regex terms found in the text: all in one pass when they make one RE2 set."""
+        if self._regex_set is None:
+            return (term_id for term_id, regex in self._regexes if regex.search(nfkc))
+        return (self._regexes[n][0] for n in self._regex_set.Match(nfkc) or ())
 
     def _absent_cased(self, ids: Iterable[int], text: str) -> set[int]:
         cased = canonical(text, keep_case=True)
@@ -192,13 +209,15 @@ class Rulebook:
         if self._unconstrained:
             touched.update(*map(self._unconstrained.get, present_ids, repeat(())))
         out = []
+        by_fields: dict[tuple[str, ...], set[int]] = {}  # rules share a few field choices
         for index in sorted(touched):
             compiled = self._compiled[index]
             rule = compiled.rule
             if rule.feeds and item.feed not in rule.feeds:
                 continue
-            anywhere = set().union(*(present[f] for f in rule.fields))
-            if _holds(compiled.expr, anywhere, veto=False):
+            if rule.fields not in by_fields:
+                by_fields[rule.fields] = set().union(*(present[f] for f in rule.fields))
+            if _holds(compiled.expr, by_fields[rule.fields], veto=False):
                 out.append(compiled)
         return out
 
@@ -206,15 +225,28 @@ class Rulebook:
         """Rules having a term of each required part among `present_ids`."""
         if not self._part_rules:
             return set()
-        empty: tuple[int, ...] = ()
-        first = self._part_rules[0]
-        rules = set().union(*map(first.get, present_ids, repeat(empty)))
-        for by_term, lacking in zip(self._part_rules[1:], self._lacking[1:], strict=True):
-            if not rules:
-                break
-            holding = set().union(*map(by_term.get, present_ids, repeat(empty)))
-            rules = (rules & holding) | (rules & lacking)
+        parts = len(self._part_rules)
+        rules = set(self._rules_of_part(0, present_ids))
+        for part_no in range(1, parts):
+            # a union walks every rule of every present term (wildcards and common words are
+            # in many rules), a check one rule at a time costs about one present term: once
+            # few rules are left, checking them is cheaper
+            if len(rules) * (parts - part_no) < len(present_ids):
+                return self._holding_parts_from(part_no, rules, present_ids)
+            lacking = rules & self._lacking[part_no]
+            rules = set(filter(rules.__contains__, self._rules_of_part(part_no, present_ids)))
+            rules |= lacking
         return rules
+
+    def _rules_of_part(self, part_no: int, present_ids: set[int]) -> Iterator[int]:
+        """Rules whose required part `part_no` holds one of `present_ids` (repeats included)."""
+        by_term = self._part_rules[part_no]
+        return chain.from_iterable(map(by_term.get, present_ids, repeat(())))
+
+    def _holding_parts_from(self, part_no: int, rules: set[int], present_ids: set[int]) -> set[int]:
+        """Those of `rules` having a term of each of their required parts from `part_no` on."""
+        required, absent = self._required, present_ids.isdisjoint
+        return {rule for rule in rules if not any(map(absent, required[rule][part_no:]))}
 
     def _analyse(
         self, text: str, field_name: str, by_words: bool, wanted: frozenset[int]
@@ -284,18 +316,26 @@ class Rulebook:
         wanted: frozenset[int],
     ) -> None:
         """Regex terms, sentence by sentence on the NFKC text (so positions stay put)."""
-        regexes = [(term_id, regex) for term_id, regex in self._regexes if term_id in wanted]
-        if not regexes:
+        numbers = [n for n, (term_id, _) in enumerate(self._regexes) if term_id in wanted]
+        if not numbers:
             return
         for n, (start, end, _) in enumerate(spans):
             chunk = unicodedata.normalize("NFKC", text[start:end])
-            for term_id, regex in regexes:
+            for term_id, regex in self._regexes_in(chunk, numbers):
                 word, last = firsts[n], 0
                 for m in regex.finditer(chunk):
                     if by_words:  # counted piecewise: never rescan from the sentence start
                         word += len(canonical(chunk[last : m.start()]).split())
                         last = m.start()
                     hits[n].setdefault(term_id, []).append(word)
+
+    def _regexes_in(self, chunk: str, numbers: list[int]) -> list[tuple[int, Any]]:
+        """Those of the regexes (by number, ascending) that occur in `chunk`, with their term
+        ids: one set scan rules most of them out, rather than one search each."""
+        if self._regex_set is not None:
+            found = set(self._regex_set.Match(chunk) or ())
+            numbers = [n for n in numbers if n in found]
+        return [self._regexes[n] for n in numbers]
 
     def _match_rule(
         self,
@@ -367,3 +407,25 @@ def _required_parts(expr: Node) -> list[frozenset[int]]:
     if expr.any and all(isinstance(child, frozenset) for child in expr.any):
         parts.append(frozenset().union(*expr.any))
     return parts
+
+
+_SET_MAX_MEM = 64 << 20  # RE2 memory for all regex terms at once (a single regex gets 8 MiB)
+
+
+def _regex_set(regexes: list[Any]) -> Any:
+    """One RE2 set of the regexes, with their options, telling which occur in one scan (one
+    search each costs a pass over the text, and a UTF-8 copy of it, per regex); None when
+    there are none, or when RE2 cannot build the set within its memory."""
+    if not regexes:
+        return None
+    options = regexes[0].options
+    options.max_mem = max(options.max_mem, _SET_MAX_MEM)
+    regex_set = re2.Set.SearchSet(options)
+    try:
+        for number, regex in enumerate(regexes):
+            if regex_set.Add(regex.pattern) != number:
+                return None
+        regex_set.Compile()
+    except re2.error:
+        return None
+    return regex_set

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from bot.models import Snippet
 from bot.rules import Term, compile_regex
@@ -83,26 +83,52 @@ def find_terms(
 
 
 def _ascii_spans(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
-    """In ASCII text, folding is lowercasing (same length), so a regex finds whole words."""
+    """In ASCII text, folding is lowercasing (same length), so whole words are found in place."""
     lowered, spans = text.lower(), []
     for term in terms:
-        for m in _ascii_pattern(term).finditer(lowered):
-            start, end = m.span()
+        for start, end in _ascii_occurrences(lowered, term.key.split(), term.kind == "prefix"):
             if not term.case_sensitive or _ascii_case_fits(text[start:end], term):
                 spans.append((start, end))
     return spans
 
 
-_WORD_CHAR = r"[^\W_]"
-_SEPARATOR = r"[\W_]+"
+_SEPARATOR_RUN = re.compile(r"[\W_]+")
+_WORD_RUN = re.compile(r"[^\W_]*")
 
 
-@lru_cache(maxsize=65536)
-def _ascii_pattern(term: Term) -> re.Pattern[str]:
-    """The term as a whole-word pattern over lowercased text (a wildcard takes the whole word)."""
-    body = _SEPARATOR.join(re.escape(word) for word in term.key.split())
-    tail = f"{_WORD_CHAR}*" if term.kind == "prefix" else f"(?!{_WORD_CHAR})"
-    return re.compile(f"(?<!{_WORD_CHAR}){body}{tail}")
+def _ascii_occurrences(lowered: str, words: list[str], prefix: bool) -> Iterator[tuple[int, int]]:
+    """Where `words` occur as whole words (a wildcard's last word as a word start), left to
+    right and never overlapping, as one regex scan per term would find them: compiling a
+    regex per term cost far more than the search itself, and terms are many."""
+    first = words[0]
+    start = lowered.find(first)
+    while start != -1:
+        end = _ascii_match_at(lowered, start, words, prefix)
+        if end is None:
+            start = lowered.find(first, start + 1)
+        else:
+            yield start, end
+            start = lowered.find(first, end)
+
+
+def _ascii_match_at(lowered: str, start: int, words: list[str], prefix: bool) -> int | None:
+    """The end of the occurrence of `words` beginning at `start`, if there is one."""
+    if start and lowered[start - 1].isalnum():
+        return None  # inside a word
+    pos = start
+    for number, word in enumerate(words):
+        if number:  # words are apart by a run of anything but letters and digits
+            gap = _SEPARATOR_RUN.match(lowered, pos)
+            if gap is None:
+                return None
+            pos = gap.end()
+        if not lowered.startswith(word, pos):
+            return None
+        pos += len(word)
+    if prefix:  # the wildcard takes the rest of the word
+        run = _WORD_RUN.match(lowered, pos)
+        return run.end() if run else pos
+    return None if pos < len(lowered) and lowered[pos].isalnum() else pos
 
 
 def _ascii_case_fits(written: str, term: Term) -> bool:

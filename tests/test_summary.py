@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from bot.matcher import Rulebook
 from bot.models import Item, Match, Snippet
-from bot.rules import load_rules, parse_term
-from bot.summary import ELLIPSIS, MAX_SNIPPETS, SNIPPET_CHARS, find_terms, trim
+from bot.rules import Term, load_rules, parse_term
+from bot.summary import (
+    ELLIPSIS,
+    MAX_SNIPPETS,
+    SNIPPET_CHARS,
+    _ascii_case_fits,
+    _ascii_spans,
+    find_terms,
+    trim,
+)
 
 
 def rulebook(tmp_path: Path, yaml_text: str) -> Rulebook:
@@ -148,3 +160,39 @@ def test_excluded_sentence_is_never_a_snippet(tmp_path: Path) -> None:
 
 def test_marked_with_no_highlights_is_the_text() -> None:
     assert Snippet("plain").marked() == "plain"
+
+
+# --- the ASCII span finder against the per-term regex it replaced --------------------------
+
+_ASCII_WORDS = ["a", "aa", "port", "ports", "air", "airport", "live", "fire", "pla", "PLA", "Plan"]
+_ASCII_GAPS = [" ", " ", "-", "_", ", ", ". ", "'", "9", ""]
+_ASCII_TERMS = [
+    "a", "a a", "aa a", "port", "port*", "air port", "air*", "live-fire", "fire fire", "=PLA",
+    "=Pla", "=PLA*", "pla", "9", "a9", "air air*", "airp*",
+]  # fmt: skip
+
+
+def _regex_spans(text: str, term: Term) -> list[tuple[int, int]]:
+    """The former implementation: one whole-word regex per term over the lowercased text."""
+    body = r"[\W_]+".join(re.escape(word) for word in term.key.split())
+    tail = r"[^\W_]*" if term.kind == "prefix" else r"(?![^\W_])"
+    found = re.finditer(rf"(?<![^\W_]){body}{tail}", text.lower())
+    return [
+        m.span()
+        for m in found
+        if not term.case_sensitive or _ascii_case_fits(text[m.start() : m.end()], term)
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(_ASCII_WORDS), st.sampled_from(_ASCII_GAPS)), max_size=12),
+    st.sampled_from(_ASCII_TERMS),
+)
+@example([("a", " "), ("a", " "), ("a", "")], "a a")  # overlapping occurrences: one is found
+@example([("PLA", "-"), ("Plan", "")], "=PLA*")  # case is judged per occurrence
+@example([("air", "_"), ("airport", ".")], "air air*")
+def test_ascii_spans_agree_with_a_regex_per_term(parts: list[tuple[str, str]], raw: str) -> None:
+    text = "".join(word + gap for word, gap in parts)
+    term = parse_term(raw)
+    assert _ascii_spans(text, (term,)) == _regex_spans(text, term)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from bot.text import canonical, is_text, sentences, tokens
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.text import _SENTENCE_END, canonical, is_text, sentences, tokens
 
 
 def sentence_texts(text: str) -> list[str]:
@@ -149,3 +153,18 @@ def test_is_text() -> None:
     assert not is_text(b"\x00\x01binary")
     assert not is_text("Kyiv".encode("utf-16"))
     assert not is_text(b"caf\xe9")  # latin-1
+
+
+# The sentence-end pattern is written for speed; it must find what the plain alternation does.
+_PLAIN_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|[。！？]+[」』”’）)]*\s*|\n+")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=".!?…。！？\n \t\"'”’»)]」』）aZ9,", max_size=40),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+def test_sentence_end_pattern_matches_the_plain_alternation(text: str, pos: int, end: int) -> None:
+    fast = [m.span() for m in _SENTENCE_END.finditer(text, pos, end)]
+    assert fast == [m.span() for m in _PLAIN_SENTENCE_END.finditer(text, pos, end)]

@@ -197,6 +197,19 @@ def test_update_in_place_replaces_the_version(store: Store) -> None:
     assert known.content_hash == "h-u1-new" and known.rules == {"port-strikes"}
 
 
+def test_items_recorded_inside_a_transaction_share_its_fate(store: Store) -> None:
+    """The poller records a feed's items in one transaction: a failure keeps none of them."""
+    with pytest.raises(RuntimeError), store.transaction():
+        store.record_item(item("a"), [match("kursk")], [match("kursk")])
+        store.record_item(item("b"), [])
+        raise RuntimeError("crash before the feed is done")
+    assert store.item_count() == 0 and store.story_alerts(["example.org/a"]) == {}
+    with store.transaction():
+        store.record_item(item("a"), [match("kursk")], [match("kursk")])
+        store.record_item(item("b", story="example.org/b"), [])
+    assert store.item_count() == 2
+
+
 def test_alerts_are_remembered_per_story_and_rule(store: Store, clock: Clock) -> None:
     store.record_item(item(), [match("kursk"), match("port-strikes")], [match("kursk")])
     assert store.story_alerts(["example.org/a", "x"]) == {("example.org/a", "kursk"): clock.now}

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bot.parse import ParsedFeed, html_to_text, normalize_link, parse_feed, text_fingerprint
+from bot.parse import (
+    ParsedFeed,
+    fingerprint_words,
+    html_to_text,
+    normalize_link,
+    parse_feed,
+    text_fingerprint,
+)
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 GOLDEN = sorted(FEEDS.glob("*.xml"))
@@ -230,3 +240,9 @@ def test_fingerprint_ignores_case_punctuation_and_spacing() -> None:
     b = text_fingerprint("pla  DRILLS", "China s PLA began live fire drills")
     assert a == b
     assert a != text_fingerprint("PLA drills", "China's PLA ended live-fire drills.")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_fingerprint_words_are_the_regex_words(text: str) -> None:
+    """The ASCII shortcut must give exactly what stored fingerprints were computed with."""
+    assert fingerprint_words(text) == " ".join(re.findall(r"\w+", text))

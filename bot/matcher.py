@@ -7,9 +7,11 @@ How an item is matched:
    rule count.
 2. Only rules that own one of those terms are looked at, and only those whose positive part
    (all/any, ignoring none) holds over the whole item go further: most items stop here.
-3. For those candidates the text is split into sentences (once per item), each sentence is
-   scanned the same way, and each rule's expression is evaluated per window (sentence,
-   paragraph, item or N words) with its `none` terms vetoing only the windows they occur in.
+3. For those candidates the text is split into sentences (once per item), the terms are
+   credited to sentences (ASCII text: step 1's hits, less those running across sentences;
+   otherwise a scan of the sentences), and each rule's expression is evaluated per window
+   (sentence, paragraph, item or N words) with its `none` terms vetoing only the windows they
+   occur in.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import ahocorasick
 import re2
@@ -30,7 +32,13 @@ import re2
 from bot.models import Item, Match
 from bot.rules import Expr, Leaf, Rule, Term, compile_regex
 from bot.summary import make_snippets
-from bot.text import BOUNDARY, SENTENCE_JOINER, canonical, sentence_spans
+from bot.text import (
+    BOUNDARY,
+    SENTENCE_JOINER,
+    canonical,
+    sentence_spans,
+    sentence_word_starts,
+)
 from bot.windows import Sentence, evidence, present, spans, windows
 
 _MAX_PARTS = 64  # required parts checked per rule (more are not used for dismissal)
@@ -46,13 +54,23 @@ class _Node:
 
 def _holds(node: Node, present: set[int], veto: bool = True) -> bool:
     """Does the expression hold when exactly `present` terms occur (vetoes optional)?"""
-    if isinstance(node, frozenset):
+    if type(node) is frozenset:
         return not node.isdisjoint(present)
-    if not all(_holds(child, present, veto) for child in node.all):
-        return False
-    if node.any and not any(_holds(child, present, veto) for child in node.any):
-        return False
-    return not (veto and any(_holds(child, present, veto) for child in node.none))
+    # plain loops: this runs for every candidate and window, where generators cost the most
+    for child in node.all:
+        if not _holds(child, present, veto):
+            return False
+    if node.any:
+        for child in node.any:
+            if _holds(child, present, veto):
+                break
+        else:
+            return False
+    if veto:
+        for child in node.none:
+            if _holds(child, present, veto):
+                return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,12 @@ class Rulebook:
         # intersecting these sets (at C speed, without evaluating anything) tells
         required = [_required_parts(c.expr)[:_MAX_PARTS] for c in self._compiled]
         self._part_rules, self._lacking = _index_parts(required)
-        self._required = tuple(map(tuple, required))  # to check the last few rules one by one
+        # part number -> rule -> its required part of that number (None if it has fewer), to
+        # check the last few rules one by one
+        self._part_of_rule = [
+            tuple(parts[n] if n < len(parts) else None for parts in required)
+            for n in range(len(self._part_rules))
+        ]
         self._unconstrained: dict[int, list[int]] = defaultdict(list)  # rules requiring no part
         for index, compiled in enumerate(self._compiled):
             for term_id in compiled.positive if not required[index] else ():
@@ -103,7 +126,7 @@ class Rulebook:
     def explain(self, item: Item, rule_id: str) -> list[str]:
         """The rule's positive terms that occur anywhere in the item (to say what is missing)."""
         compiled = next(c for c in self._compiled if c.rule.id == rule_id)
-        found = self._scan_field(item.title or "") | self._scan_field(item.text or "")
+        found = self._scan_field(item.title or "").found | self._scan_field(item.text or "").found
         return sorted({self._terms[i].text for i in found & compiled.positive})
 
     def _term_id(self, term: Term) -> int:
@@ -151,6 +174,15 @@ class Rulebook:
                 shared[ids[0]] = tuple(ids[1:])
         self._shared_keys = shared  # first term id -> the other terms of its key
         self._shared_firsts = frozenset(shared)
+        self._first_of = {other: first for first, others in shared.items() for other in others}
+        # a field scan's hits can be credited to sentences only if the joined sentences would
+        # give the same ones: no key may hold the sentence boundary, and each case-sensitive
+        # term's cased key must be as long as its key (or be non-ASCII: never fits ASCII text)
+        self._hits_reusable = not any(BOUNDARY in key for key in keys) and all(
+            len(t.cased_key) == len(t.key) or not t.cased_key.isascii()
+            for t in self._terms
+            if t.case_sensitive and t.kind != "regex"
+        )
         if keys:
             automaton.make_automaton()
         return automaton if keys else None
@@ -158,14 +190,16 @@ class Rulebook:
     def match(self, item: Item) -> list[Match]:
         """Every rule that fires on `item`, in rule order, with windows, terms and snippets."""
         fields = {"title": item.title or "", "content": item.text or ""}
-        present = {name: self._scan_field(text) for name, text in fields.items()}
+        scans = {name: self._scan_field(text) for name, text in fields.items()}
+        present = {name: scan.found for name, scan in scans.items()}
         candidates = self._candidates(item, present)
         if not candidates:
             return []
         by_words = any(not isinstance(c.rule.within, str) for c in candidates)
         wanted = frozenset().union(*(c.own for c in candidates))
         analysed = {
-            name: self._analyse(text, name, by_words, wanted) for name, text in fields.items()
+            name: self._analyse(text, name, by_words, wanted, scans[name])
+            for name, text in fields.items()
         }
         matches, words = [], {}
         for compiled in candidates:
@@ -174,23 +208,26 @@ class Rulebook:
                 matches.append(found)
         return matches
 
-    def _scan(self, canon: str) -> set[int]:
+    def _scan(self, canon: str) -> tuple[set[int], list[tuple[int, int]]]:
+        """Terms whose key occurs in `canon`, and the automaton's (end, key) hits."""
         if self._automaton is None:
-            return set()
-        found = set(map(itemgetter(1), self._automaton.iter(canon)))  # C speed; few distinct
+            return set(), []
+        hits = list(self._automaton.iter(canon))  # kept: _analyse can reuse them
+        found = set(map(itemgetter(1), hits))  # C speed; few distinct
         for first in found & self._shared_firsts if self._shared_firsts else ():
             found.update(self._shared_keys[first])
-        return found
+        return found, hits
 
-    def _scan_field(self, text: str) -> set[int]:
+    def _scan_field(self, text: str) -> _Scan:
         if not text:
-            return set()
-        found = self._scan(canonical(text))
+            return _Scan(set(), " ", [])
+        canon = canonical(text)
+        found, hits = self._scan(canon)
         if found & self._cased:
             found -= self._absent_cased(found & self._cased, text)
         if self._regexes:
             found.update(self._regex_terms_in(unicodedata.normalize("NFKC", text)))
-        return found
+        return _Scan(found, canon, hits)
 
     def _regex_terms_in(self, nfkc: str) -> Iterable[int]:
         """The regex terms found in the text: all in one pass when they make one RE2 set."""
@@ -233,9 +270,11 @@ class Rulebook:
             # few rules are left, checking them is cheaper
             if len(rules) * (parts - part_no) < len(present_ids):
                 return self._holding_parts_from(part_no, rules, present_ids)
-            lacking = rules & self._lacking[part_no]
-            rules = set(filter(rules.__contains__, self._rules_of_part(part_no, present_ids)))
-            rules |= lacking
+            lacking = rules & self._lacking[part_no] if self._lacking[part_no] else None
+            # intersection() with an iterable tests each element in C, with no call per rule
+            rules = rules.intersection(self._rules_of_part(part_no, present_ids))
+            if lacking:
+                rules |= lacking
         return rules
 
     def _rules_of_part(self, part_no: int, present_ids: set[int]) -> Iterator[int]:
@@ -245,11 +284,14 @@ class Rulebook:
 
     def _holding_parts_from(self, part_no: int, rules: set[int], present_ids: set[int]) -> set[int]:
         """Those of `rules` having a term of each of their required parts from `part_no` on."""
-        required, absent = self._required, present_ids.isdisjoint
-        return {rule for rule in rules if not any(map(absent, required[rule][part_no:]))}
+        absent = present_ids.isdisjoint
+        for by_rule in self._part_of_rule[part_no:]:
+            # one part at a time: a rule lacking this part (None) is not ruled out by it
+            rules = {rule for rule in rules if (part := by_rule[rule]) is None or not absent(part)}
+        return rules
 
     def _analyse(
-        self, text: str, field_name: str, by_words: bool, wanted: frozenset[int]
+        self, text: str, field_name: str, by_words: bool, wanted: frozenset[int], scan: _Scan
     ) -> list[Sentence]:
         """Sentences of one field holding `wanted` terms, with those terms (only for candidate
         items). Windows only ever consist of sentences with hits, so others are left out."""
@@ -260,11 +302,26 @@ class Rulebook:
         hits: dict[int, dict[int, list[int]]] = defaultdict(dict)  # sentence -> term -> words
         firsts = [0] * len(spans)  # each sentence's first word number, for word windows
         if spans and self._automaton is not None:
-            joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
-            self._hits_in(hits, firsts, joined, by_words, wanted)
+            self._term_hits(hits, firsts, text, scan, spans, by_words, wanted)
         if spans and self._regexes:
             self._regex_hits(hits, firsts, spans, text, by_words, wanted)
         return [Sentence(field_name, *spans[n], firsts[n], hits[n]) for n in sorted(hits)]
+
+    def _term_hits(
+        self,
+        hits: dict[int, dict[int, list[int]]],
+        firsts: list[int],
+        text: str,
+        scan: _Scan,
+        spans: list[tuple[int, int, int]],
+        by_words: bool,
+        wanted: frozenset[int],
+    ) -> None:
+        """The automaton's terms per sentence: from the field scan when that is sure to give
+        the same, else by scanning the joined sentences."""
+        if not self._reuse_hits(hits, firsts, text, scan, spans, by_words, wanted):
+            joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
+            self._hits_in(hits, firsts, joined, by_words, wanted)
 
     def _hits_in(
         self,
@@ -298,6 +355,56 @@ class Rulebook:
                 ):
                     continue
                 hits[index].setdefault(term_id, []).append(word)
+
+    def _reuse_hits(
+        self,
+        hits: dict[int, dict[int, list[int]]],
+        firsts: list[int],
+        text: str,
+        scan: _Scan,
+        spans: list[tuple[int, int, int]],
+        by_words: bool,
+        wanted: frozenset[int],
+    ) -> bool:
+        """What _hits_in finds, from the field scan's hits instead of a second canonicalising
+        and scan of the joined sentences; False (and nothing done) when they might differ.
+
+        In ASCII text sentences meet at whitespace, so the canonical text's words are those of
+        its sentences in turn: the joined text only adds a boundary word between sentences.
+        Its hits are the field's, less those running from one sentence into the next.
+        """
+        if not (self._hits_reusable and text.isascii() and BOUNDARY not in text):
+            return False
+        starts = sentence_word_starts(text, spans)  # and, last, the field's word count
+        canon = scan.canon
+        if starts[-1] != canon.count(" ") - 1:
+            return False  # a word split between sentences: not expected, but then not equal
+        if by_words:
+            firsts[:] = starts[:-1]
+        cased = canonical(text, keep_case=True) if self._cased else canon
+        lengths, key_ids, spaces = self._key_lengths, self._key_ids, _SpaceCounter(canon)
+        for end, key in self._wanted_hits(scan.hits, wanted):
+            start = end - lengths[key] + 1
+            word = spaces.before(start + 1) - 1  # the field's word number of its first word
+            index = bisect.bisect_right(starts, word) - 1
+            if word + canon.count(" ", start + 1, end) >= starts[index + 1]:
+                continue  # its last word is in the next sentence
+            for term_id in key_ids[key]:
+                if term_id not in wanted or (
+                    term_id in self._cased and not self._case_fits(term_id, cased, canon, start)
+                ):
+                    continue
+                hits[index].setdefault(term_id, []).append(word if by_words else 0)
+        return True
+
+    def _wanted_hits(
+        self, hits: list[tuple[int, int]], wanted: frozenset[int]
+    ) -> Iterator[tuple[int, int]]:
+        """The hits of keys that wanted terms have, picked at C speed (most hits are not)."""
+        keys: frozenset[int] | set[int] = wanted  # a key's value is its first term's id
+        if self._first_of and (others := self._first_of.keys() & wanted):
+            keys = wanted.union(map(self._first_of.__getitem__, others))
+        return compress(hits, map(keys.__contains__, map(itemgetter(1), hits)))
 
     def _case_fits(self, term_id: int, cased: str, canon: str, start: int) -> bool:
         """Is this very occurrence written in the term's case?"""
@@ -364,6 +471,14 @@ class Rulebook:
             terms=tuple(terms),
             snippets=make_snippets(found, texts, words),
         )
+
+
+class _Scan(NamedTuple):
+    """A field's scan: terms found, its canonical text and the automaton's (end, key) hits."""
+
+    found: set[int]
+    canon: str
+    hits: list[tuple[int, int]]
 
 
 class _SpaceCounter:

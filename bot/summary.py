@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from bot.models import Snippet
 from bot.rules import Term, compile_regex
@@ -16,9 +16,9 @@ SNIPPET_CHARS = 300
 ELLIPSIS = "…"
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """A sentence of a field that holds some of a rule's terms."""
+class Evidence(NamedTuple):
+    """A sentence of a field that holds some of a rule's terms (a NamedTuple: every rule that
+    fires makes several, and a frozen dataclass costs several times as much to build)."""
 
     field: str
     start: int
@@ -39,7 +39,7 @@ def make_snippets(
     `cache` keeps each sentence's words between the rules of one item (several rules often
     quote the same sentence).
     """
-    ranked = sorted(evidence, key=lambda e: (-len(e.terms), e.field != "content", e.start))
+    ranked = sorted(evidence, key=_rank)
     cache = {} if cache is None else cache
     out = []
     for ev in ranked[:MAX_SNIPPETS]:
@@ -52,6 +52,10 @@ def make_snippets(
             cache[key] = index_words(sentence)
         out.append(trim(sentence, find_terms(sentence, ev.terms, cache[key])))
     return tuple(out)
+
+
+def _rank(ev: Evidence) -> tuple[int, bool, int]:
+    return -len(ev.terms), ev.field != "content", ev.start
 
 
 def index_words(text: str) -> Indexed:
@@ -68,13 +72,13 @@ def find_terms(
 ) -> list[tuple[int, int]]:
     """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
     spans: list[tuple[int, int]] = []
-    for term in terms:
+    words = [t for t in terms if t.kind != "regex"]
+    for term in terms if len(words) < len(terms) else ():  # regexes are rare
         if term.kind == "regex":
             found = compile_regex(term.key).finditer(text)
             spans += [m.span() for m in found if m.end() > m.start()]
-    words = [t for t in terms if t.kind != "regex"]
-    if words and text.isascii() and indexed is None:
-        spans += _ascii_spans(text, tuple(words))  # one regex pass instead of tokenising
+    if words and indexed is None and text.isascii():
+        spans += _ascii_spans(text, words)  # one regex pass instead of tokenising
     elif words:
         tokens_, starts = indexed or index_words(text)
         for term in words:
@@ -82,12 +86,12 @@ def find_terms(
     return _merge(spans)
 
 
-def _ascii_spans(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
+def _ascii_spans(text: str, terms: Sequence[Term]) -> list[tuple[int, int]]:
     """In ASCII text, folding is lowercasing (same length), so whole words are found in place."""
     lowered, spans = text.lower(), []
     for term in terms:
         for start, end in _ascii_occurrences(lowered, term.key.split(), term.kind == "prefix"):
-            if not term.case_sensitive or _ascii_case_fits(text[start:end], term):
+            if not term.cased_key or _ascii_case_fits(text[start:end], term):
                 spans.append((start, end))
     return spans
 
@@ -96,19 +100,27 @@ _SEPARATOR_RUN = re.compile(r"[\W_]+")
 _WORD_RUN = re.compile(r"[^\W_]*")
 
 
-def _ascii_occurrences(lowered: str, words: list[str], prefix: bool) -> Iterator[tuple[int, int]]:
+def _ascii_occurrences(lowered: str, words: list[str], prefix: bool) -> list[tuple[int, int]]:
     """Where `words` occur as whole words (a wildcard's last word as a word start), left to
     right and never overlapping, as one regex scan per term would find them: compiling a
     regex per term cost far more than the search itself, and terms are many."""
+    found: list[tuple[int, int]] = []
     first = words[0]
+    single = len(words) == 1 and not prefix  # most terms: then only the ends need a look
     start = lowered.find(first)
     while start != -1:
-        end = _ascii_match_at(lowered, start, words, prefix)
+        if single:
+            end: int | None = start + len(first)
+            if (start and lowered[start - 1].isalnum()) or lowered[end : end + 1].isalnum():
+                end = None
+        else:
+            end = _ascii_match_at(lowered, start, words, prefix)
         if end is None:
             start = lowered.find(first, start + 1)
         else:
-            yield start, end
+            found.append((start, end))
             start = lowered.find(first, end)
+    return found
 
 
 def _ascii_match_at(lowered: str, start: int, words: list[str], prefix: bool) -> int | None:

@@ -133,6 +133,21 @@ def sentence_spans(text: str) -> list[tuple[int, int, int]]:
     return out
 
 
+# ASCII letters and digits to "a", anything else to a space: a word starts at each " a"
+_WORD_MARKS = str.maketrans({c: "a" if chr(c).isalnum() else " " for c in range(128)})
+
+
+def sentence_word_starts(text: str, spans: list[tuple[int, int, int]]) -> list[int]:
+    """For ASCII text without BOUNDARY: the canonical word number each sentence starts at,
+    then the number of words in all (in ASCII, a word is a run of letters and digits)."""
+    marks = text.translate(_WORD_MARKS)  # one to one: positions stay put
+    starts, count = [0], 0
+    for start, end, _ in spans:  # words counted where they start, with no copy or split
+        count += marks.count(" a", start, end) + (marks[start] == "a")
+        starts.append(count)
+    return starts
+
+
 def _paragraph_spans(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for m in _PARAGRAPH_BREAK.finditer(text):

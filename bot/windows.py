@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from bot.models import Window
 from bot.rules import Term
@@ -39,12 +40,14 @@ def windows(within: str | int, sents: list[Sentence], own: frozenset[int]) -> It
         for s in sents:
             if ids := own.intersection(s.hits):
                 yield [(s, frozenset(ids))]
-    elif within in ("paragraph", "item"):
-        groups: dict[tuple[str, int] | None, WindowParts] = defaultdict(list)
+    elif within == "item":  # one window: every sentence holding the rule's terms
+        if window := [(s, ids) for s in sents if (ids := own.intersection(s.hits))]:
+            yield window
+    elif within == "paragraph":
+        groups: dict[tuple[str, int], WindowParts] = defaultdict(list)
         for s in sents:
             if ids := own.intersection(s.hits):
-                key = (s.field, s.paragraph) if within == "paragraph" else None
-                groups[key].append((s, frozenset(ids)))
+                groups[(s.field, s.paragraph)].append((s, frozenset(ids)))
         yield from groups.values()
     else:
         for field_name in ("title", "content"):
@@ -94,23 +97,33 @@ def evidence(
     satisfied: list[WindowParts], positive: frozenset[int], terms: list[Term]
 ) -> list[Evidence]:
     """The sentences inside satisfied windows that hold the rule's terms, one each."""
-    found: dict[tuple[str, int, int], set[int]] = defaultdict(set)
+    found: dict[tuple[str, int, int], frozenset[int]] = {}
     for window in satisfied:
         for s, ids in window:
             if own := positive.intersection(ids):
-                found[(s.field, s.start, s.end)].update(own)
+                key = (s.field, s.start, s.end)
+                found[key] = found[key] | own if key in found else own
     return [
-        Evidence(f, start, end, tuple(sorted((terms[i] for i in ids), key=lambda t: t.text)))
+        Evidence(f, start, end, tuple(sorted(map(terms.__getitem__, ids), key=_TEXT)))
         for (f, start, end), ids in found.items()
     ]
+
+
+_TEXT = attrgetter("text")
 
 
 def spans(satisfied: list[WindowParts]) -> tuple[Window, ...]:
     """Where the satisfied windows are (at most MAX_WINDOWS), in text order."""
     out: set[Window] = set()
     for window in satisfied:
+        first, last = window[0][0], window[-1][0]
+        if first.field == last.field:  # a window's sentences come field by field
+            out.add(Window(first.field, first.start, last.end))
+            continue
         for field_name in {s.field for s, _ in window}:
             own = [s for s, _ in window if s.field == field_name]
             out.add(Window(field_name, own[0].start, own[-1].end))
+    if len(out) == 1:  # the usual case (one window per item or paragraph): nothing to order
+        return tuple(out)
     ordered = sorted(out, key=lambda w: (w.field != "title", w.start, w.end))
     return tuple(ordered[:MAX_WINDOWS])

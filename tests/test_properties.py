@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections import defaultdict
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from bot.matcher import Rulebook
 from bot.models import Item, Match
 from bot.rules import Expr, Leaf, Rule, parse_term
+from bot.text import SENTENCE_JOINER, sentence_spans
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -230,3 +232,67 @@ def test_match_never_raises_and_reports_only_real_terms(rs: list[Rule], text: st
         for snippet in match.snippets:
             for start, end in snippet.highlights:
                 assert 0 <= start < end <= len(snippet.text)
+
+
+# --- the field scan's hits, reused for sentences, agree with scanning the sentences again ---
+
+ASCII_WORDS = [w for w in WORDS if w.isascii()] + ["Mr", "U.S", "e.g", "PLA", "Port", "42"]
+# sentence ends of every kind, and separators that are not (hyphens, underscores, quotes)
+ASCII_SEPARATORS = [" ", " ", ", ", ". ", "! ", "? ", "... ", '." ', "\n", "\n\n", "-", "_", "."]
+ASCII_TERMS = [
+    "port", "ports", "drone*", "near the port", "port drones", "taiwan strait", "live-fire",
+    "=PLA", "=Port", "Mr", "U.S", "42", "strike", "the port*", "was near", "/dron\\w+/",
+]  # fmt: skip
+ASCII_AUTOMATON_TERMS = [t for t in ASCII_TERMS if not t.startswith("/")]  # regexes: RE2's
+
+
+@st.composite
+def ascii_texts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(st.sampled_from(ASCII_WORDS), min_size=1, max_size=30))
+    out = []
+    for word in words:
+        out += [word, draw(st.sampled_from(ASCII_SEPARATORS))]
+    return "".join(out)
+
+
+def sentence_hits(book: Rulebook, text: str, by_words: bool, reuse: bool) -> tuple:
+    """Each sentence's hits, and each sentence's first word number, by one of the two paths:
+    the field scan's hits reused, or the joined sentences canonicalised and scanned again."""
+    spans = sentence_spans(text)
+    wanted = frozenset(range(book.term_count))
+    hits: dict = defaultdict(dict)
+    firsts = [0] * len(spans)
+    if reuse:
+        scan = book._scan_field(text)
+        assert book._reuse_hits(hits, firsts, text, scan, spans, by_words, wanted)
+    else:
+        joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
+        book._hits_in(hits, firsts, joined, by_words, wanted)
+    return dict(hits), firsts
+
+
+def one_rule_per_term(terms: list[str], within: str | int) -> list[Rule]:
+    return [simple_rule(f"r{n}", [t], [], within) for n, t in enumerate(terms)]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(ASCII_AUTOMATON_TERMS), min_size=1, unique=True), ascii_texts())
+# a phrase running from one sentence into the next is found in the field, not in a sentence
+@example(terms=["near the port", "port"], text="odesa was near. The port was near the port.")
+def test_reused_scan_hits_equal_a_scan_of_the_sentences(terms: list[str], text: str) -> None:
+    book = Rulebook(one_rule_per_term(terms, 3))
+    for by_words in (False, True):
+        reused = sentence_hits(book, text, by_words, reuse=True)
+        assert reused == sentence_hits(book, text, by_words, reuse=False)
+
+
+@SETTINGS
+@given(rules("r", ASCII_TERMS, 6), ascii_texts(), st.data())
+def test_reusing_scan_hits_never_changes_matches(
+    rs: list[Rule], text: str, data: st.DataObject
+) -> None:
+    title = data.draw(ascii_texts()).replace("\n", " ")
+    book = Rulebook(rs)
+    reused = book.match(item(text, title))
+    book._reuse_hits = lambda *args: False  # type: ignore[method-assign]
+    assert reused == book.match(item(text, title))

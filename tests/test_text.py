@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.text import _SENTENCE_END, canonical, is_text, sentences, tokens
+from bot.text import (
+    _SENTENCE_END,
+    canonical,
+    is_text,
+    sentence_spans,
+    sentence_word_starts,
+    sentences,
+    tokens,
+)
 
 
 def sentence_texts(text: str) -> list[str]:
@@ -168,3 +176,13 @@ _PLAIN_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|[。！？]+[�
 def test_sentence_end_pattern_matches_the_plain_alternation(text: str, pos: int, end: int) -> None:
     fast = [m.span() for m in _SENTENCE_END.finditer(text, pos, end)]
     assert fast == [m.span() for m in _PLAIN_SENTENCE_END.finditer(text, pos, end)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab1_ .,!?-'\"\n", max_size=80))
+def test_sentence_word_starts_count_canonical_words(text: str) -> None:
+    spans = sentence_spans(text)
+    starts = sentence_word_starts(text, spans)
+    counts = [len(canonical(text[a:b]).split()) for a, b, _ in spans]
+    assert starts == [sum(counts[:n]) for n in range(len(spans) + 1)]
+    assert starts[-1] == len(canonical(text).split())  # sentences meet between words

@@ -349,12 +349,7 @@ class Rulebook:
             start = end - lengths[key] + 1
             index = bisect.bisect_left(marks, start)
             word = spaces.before(start + 1) - 1 - index if by_words else 0
-            for term_id in ids:
-                if term_id not in wanted or (
-                    term_id in self._cased and not self._case_fits(term_id, cased, canon, start)
-                ):
-                    continue
-                hits[index].setdefault(term_id, []).append(word)
+            self._credit(hits, index, word, ids, wanted, (cased, canon, start))
 
     def _reuse_hits(
         self,
@@ -389,13 +384,25 @@ class Rulebook:
             index = bisect.bisect_right(starts, word) - 1
             if word + canon.count(" ", start + 1, end) >= starts[index + 1]:
                 continue  # its last word is in the next sentence
-            for term_id in key_ids[key]:
-                if term_id not in wanted or (
-                    term_id in self._cased and not self._case_fits(term_id, cased, canon, start)
-                ):
-                    continue
-                hits[index].setdefault(term_id, []).append(word if by_words else 0)
+            credited = word if by_words else 0
+            self._credit(hits, index, credited, key_ids[key], wanted, (cased, canon, start))
         return True
+
+    def _credit(
+        self,
+        hits: dict[int, dict[int, list[int]]],
+        sentence: int,
+        word: int,
+        term_ids: tuple[int, ...],
+        wanted: frozenset[int],
+        where: tuple[str, str, int],  # cased and canonical text, and the hit's start in them
+    ) -> None:
+        """Credit one hit of a key to the wanted terms it stands for, if written in their case."""
+        for term_id in term_ids:
+            if term_id in wanted and (
+                term_id not in self._cased or self._case_fits(term_id, *where)
+            ):
+                hits[sentence].setdefault(term_id, []).append(word)
 
     def _wanted_hits(
         self, hits: list[tuple[int, int]], wanted: frozenset[int]

@@ -34,13 +34,15 @@ TERMS = [
 FOLDABLE_TERMS = [t for t in TERMS if not t.startswith(("=", "/"))]
 
 
+def words_apart(draw: st.DrawFn, words: list[str], separators: list[str]) -> str:
+    """1 to 30 of `words`, each followed by one of `separators`."""
+    chosen = draw(st.lists(st.sampled_from(words), min_size=1, max_size=30))
+    return "".join(word + draw(st.sampled_from(separators)) for word in chosen)
+
+
 @st.composite
 def texts(draw: st.DrawFn) -> str:
-    words = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=30))
-    out = []
-    for word in words:
-        out += [word, draw(st.sampled_from(SEPARATORS))]
-    return "".join(out).strip()
+    return words_apart(draw, WORDS, SEPARATORS).strip()
 
 
 def leaves(terms: list[str]) -> st.SearchStrategy[Leaf]:
@@ -248,11 +250,7 @@ ASCII_AUTOMATON_TERMS = [t for t in ASCII_TERMS if not t.startswith("/")]  # reg
 
 @st.composite
 def ascii_texts(draw: st.DrawFn) -> str:
-    words = draw(st.lists(st.sampled_from(ASCII_WORDS), min_size=1, max_size=30))
-    out = []
-    for word in words:
-        out += [word, draw(st.sampled_from(ASCII_SEPARATORS))]
-    return "".join(out)
+    return words_apart(draw, ASCII_WORDS, ASCII_SEPARATORS)
 
 
 def sentence_hits(book: Rulebook, text: str, by_words: bool, reuse: bool) -> tuple:

@@ -22,7 +22,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -30,6 +30,7 @@ import ahocorasick
 import re2
 
 from bot.models import Item, Match
+from bot.partindex import PartIndex
 from bot.rules import Expr, Leaf, Rule, Term, compile_regex
 from bot.summary import make_snippets
 from bot.text import (
@@ -90,17 +91,9 @@ class Rulebook:
         self._terms: list[Term] = []
         self._term_ids: dict[Term, int] = {}
         self._compiled = [self._compile_rule(rule) for rule in self.rules]
-        # part number -> term -> rules whose required part of that number holds the term:
-        # a rule is evaluated only when every part it requires has a term in the item, which
-        # intersecting these sets (at C speed, without evaluating anything) tells
+        # a rule is evaluated only when every part it requires has a term in the item
         required = [_required_parts(c.expr)[:_MAX_PARTS] for c in self._compiled]
-        self._part_rules, self._lacking = _index_parts(required)
-        # part number -> rule -> its required part of that number (None if it has fewer), to
-        # check the last few rules one by one
-        self._part_of_rule = [
-            tuple(parts[n] if n < len(parts) else None for parts in required)
-            for n in range(len(self._part_rules))
-        ]
+        self._parts = PartIndex(required)
         self._unconstrained: dict[int, list[int]] = defaultdict(list)  # rules requiring no part
         for index, compiled in enumerate(self._compiled):
             for term_id in compiled.positive if not required[index] else ():
@@ -241,7 +234,7 @@ class Rulebook:
 
     def _candidates(self, item: Item, present: dict[str, set[int]]) -> list[_CompiledRule]:
         present_ids = set().union(*present.values())
-        touched = self._all_parts_present(present_ids)
+        touched = self._parts.rules_holding_all(present_ids)
         touched.update(self._always)
         if self._unconstrained:
             touched.update(*map(self._unconstrained.get, present_ids, repeat(())))
@@ -257,38 +250,6 @@ class Rulebook:
             if _holds(compiled.expr, by_fields[rule.fields], veto=False):
                 out.append(compiled)
         return out
-
-    def _all_parts_present(self, present_ids: set[int]) -> set[int]:
-        """Rules having a term of each required part among `present_ids`."""
-        if not self._part_rules:
-            return set()
-        parts = len(self._part_rules)
-        rules = set(self._rules_of_part(0, present_ids))
-        for part_no in range(1, parts):
-            # a union walks every rule of every present term (wildcards and common words are
-            # in many rules), a check one rule at a time costs about one present term: once
-            # few rules are left, checking them is cheaper
-            if len(rules) * (parts - part_no) < len(present_ids):
-                return self._holding_parts_from(part_no, rules, present_ids)
-            lacking = rules & self._lacking[part_no] if self._lacking[part_no] else None
-            # intersection() with an iterable tests each element in C, with no call per rule
-            rules = rules.intersection(self._rules_of_part(part_no, present_ids))
-            if lacking:
-                rules |= lacking
-        return rules
-
-    def _rules_of_part(self, part_no: int, present_ids: set[int]) -> Iterator[int]:
-        """Rules whose required part `part_no` holds one of `present_ids` (repeats included)."""
-        by_term = self._part_rules[part_no]
-        return chain.from_iterable(map(by_term.get, present_ids, repeat(())))
-
-    def _holding_parts_from(self, part_no: int, rules: set[int], present_ids: set[int]) -> set[int]:
-        """Those of `rules` having a term of each of their required parts from `part_no` on."""
-        absent = present_ids.isdisjoint
-        for by_rule in self._part_of_rule[part_no:]:
-            # one part at a time: a rule lacking this part (None) is not ruled out by it
-            rules = {rule for rule in rules if (part := by_rule[rule]) is None or not absent(part)}
-        return rules
 
     def _analyse(
         self, text: str, field_name: str, by_words: bool, wanted: frozenset[int], scan: _Scan
@@ -501,24 +462,6 @@ class _SpaceCounter:
             self.count -= self.text.count(" ", pos, self.pos)
         self.pos = pos
         return self.count
-
-
-def _index_parts(
-    required: list[list[frozenset[int]]],
-) -> tuple[list[dict[int, tuple[int, ...]]], list[frozenset[int]]]:
-    """Per part number: term -> rules whose part of that number holds it, and the rules
-    with fewer parts than that (which that part number never rules out)."""
-    most = max(map(len, required), default=0)
-    parts: list[dict[int, set[int]]] = [defaultdict(set) for _ in range(most)]
-    lacking: list[set[int]] = [set() for _ in range(most)]
-    for index, rule_parts in enumerate(required):
-        for part_no, part in enumerate(rule_parts):
-            for term_id in part:
-                parts[part_no][term_id].add(index)
-        for part_no in range(len(rule_parts), most):
-            lacking[part_no].add(index)
-    by_term = [{t: tuple(rules) for t, rules in p.items()} for p in parts]  # untracked by gc
-    return by_term, [frozenset(rules) for rules in lacking]
 
 
 def _required_parts(expr: Node) -> list[frozenset[int]]:

@@ -55,10 +55,6 @@ class HostPools:
                 del self._in_flight[key]
             await self._close_surplus()
 
-    def hosts(self) -> list[str]:
-        """The hosts that have a client now, least recently used first."""
-        return list(self._clients)
-
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), OrderedDict()
         for client in clients:

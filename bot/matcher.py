@@ -166,7 +166,6 @@ class Rulebook:
             if len(ids) > 1:
                 shared[ids[0]] = tuple(ids[1:])
         self._shared_keys = shared  # first term id -> the other terms of its key
-        self._shared_firsts = frozenset(shared)
         self._first_of = {other: first for first, others in shared.items() for other in others}
         # a field scan's hits can be credited to sentences only if the joined sentences would
         # give the same ones: no key may hold the sentence boundary, and each case-sensitive
@@ -207,7 +206,7 @@ class Rulebook:
             return set(), []
         hits = list(self._automaton.iter(canon))  # kept: _analyse can reuse them
         found = set(map(itemgetter(1), hits))  # C speed; few distinct
-        for first in found & self._shared_firsts if self._shared_firsts else ():
+        for first in found & self._shared_keys.keys() if self._shared_keys else ():
             found.update(self._shared_keys[first])
         return found, hits
 
@@ -262,27 +261,17 @@ class Rulebook:
             spans = sentence_spans(text)
         hits: dict[int, dict[int, list[int]]] = defaultdict(dict)  # sentence -> term -> words
         firsts = [0] * len(spans)  # each sentence's first word number, for word windows
-        if spans and self._automaton is not None:
-            self._term_hits(hits, firsts, text, scan, spans, by_words, wanted)
+        # the field scan's hits when they are sure to be the same, else a scan of the sentences
+        if (
+            spans
+            and self._automaton is not None
+            and not self._reuse_hits(hits, firsts, text, scan, spans, by_words, wanted)
+        ):
+            joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
+            self._hits_in(hits, firsts, joined, by_words, wanted)
         if spans and self._regexes:
             self._regex_hits(hits, firsts, spans, text, by_words, wanted)
         return [Sentence(field_name, *spans[n], firsts[n], hits[n]) for n in sorted(hits)]
-
-    def _term_hits(
-        self,
-        hits: dict[int, dict[int, list[int]]],
-        firsts: list[int],
-        text: str,
-        scan: _Scan,
-        spans: list[tuple[int, int, int]],
-        by_words: bool,
-        wanted: frozenset[int],
-    ) -> None:
-        """The automaton's terms per sentence: from the field scan when that is sure to give
-        the same, else by scanning the joined sentences."""
-        if not self._reuse_hits(hits, firsts, text, scan, spans, by_words, wanted):
-            joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
-            self._hits_in(hits, firsts, joined, by_words, wanted)
 
     def _hits_in(
         self,

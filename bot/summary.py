@@ -73,12 +73,11 @@ def find_terms(
     """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
     spans: list[tuple[int, int]] = []
     words = [t for t in terms if t.kind != "regex"]
-    for term in terms if len(words) < len(terms) else ():  # regexes are rare
-        if term.kind == "regex":
-            found = compile_regex(term.key).finditer(text)
-            spans += [m.span() for m in found if m.end() > m.start()]
+    for term in (t for t in terms if t.kind == "regex"):
+        found = compile_regex(term.key).finditer(text)
+        spans += [m.span() for m in found if m.end() > m.start()]
     if words and indexed is None and text.isascii():
-        spans += _ascii_spans(text, words)  # one regex pass instead of tokenising
+        spans += _ascii_spans(text, words)  # found in place, without tokenising
     elif words:
         tokens_, starts = indexed or index_words(text)
         for term in words:
@@ -91,7 +90,7 @@ def _ascii_spans(text: str, terms: Sequence[Term]) -> list[tuple[int, int]]:
     lowered, spans = text.lower(), []
     for term in terms:
         for start, end in _ascii_occurrences(lowered, term.key.split(), term.kind == "prefix"):
-            if not term.cased_key or _ascii_case_fits(text[start:end], term):
+            if not term.case_sensitive or _ascii_case_fits(text[start:end], term):
                 spans.append((start, end))
     return spans
 
@@ -106,15 +105,9 @@ def _ascii_occurrences(lowered: str, words: list[str], prefix: bool) -> list[tup
     regex per term cost far more than the search itself, and terms are many."""
     found: list[tuple[int, int]] = []
     first = words[0]
-    single = len(words) == 1 and not prefix  # most terms: then only the ends need a look
     start = lowered.find(first)
     while start != -1:
-        if single:
-            end: int | None = start + len(first)
-            if (start and lowered[start - 1].isalnum()) or lowered[end : end + 1].isalnum():
-                end = None
-        else:
-            end = _ascii_match_at(lowered, start, words, prefix)
+        end = _ascii_match_at(lowered, start, words, prefix)
         if end is None:
             start = lowered.find(first, start + 1)
         else:

@@ -39,7 +39,7 @@ def windows(within: str | int, sents: list[Sentence], own: frozenset[int]) -> It
     if within == "sentence":
         for s in sents:
             if ids := own.intersection(s.hits):
-                yield [(s, frozenset(ids))]
+                yield [(s, ids)]  # a frozenset, as `own` is
     elif within == "item":  # one window: every sentence holding the rule's terms
         if window := [(s, ids) for s in sents if (ids := own.intersection(s.hits))]:
             yield window
@@ -47,7 +47,7 @@ def windows(within: str | int, sents: list[Sentence], own: frozenset[int]) -> It
         groups: dict[tuple[str, int], WindowParts] = defaultdict(list)
         for s in sents:
             if ids := own.intersection(s.hits):
-                groups[(s.field, s.paragraph)].append((s, frozenset(ids)))
+                groups[(s.field, s.paragraph)].append((s, ids))
         yield from groups.values()
     else:
         for field_name in ("title", "content"):
@@ -123,7 +123,5 @@ def spans(satisfied: list[WindowParts]) -> tuple[Window, ...]:
         for field_name in {s.field for s, _ in window}:
             own = [s for s, _ in window if s.field == field_name]
             out.add(Window(field_name, own[0].start, own[-1].end))
-    if len(out) == 1:  # the usual case (one window per item or paragraph): nothing to order
-        return tuple(out)
     ordered = sorted(out, key=lambda w: (w.field != "title", w.start, w.end))
     return tuple(ordered[:MAX_WINDOWS])

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from feedserver import FeedServer
 
+from bot.articles import ArticleSource
+from bot.fetch import Fetcher
+from bot.matcher import Rulebook
 from bot.models import Alert, Feed
 from bot.poller import CycleStats, Poller
 from bot.store import Store
@@ -44,3 +51,22 @@ class Env:
     def feed(self, name: str, path: str, **kw: object) -> Feed:
         options = {**self.feed_defaults, **kw}
         return Feed(name=name, url=self.server.url(path), **options)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def polling(
+    store: Store,
+    clock: Clock,
+    server: FeedServer,
+    rulebook: Rulebook,
+    *,
+    full_text: bool = False,
+    **env_options: Any,
+) -> AsyncIterator[Env]:
+    """An Env whose poller emits into `alerts`; `full_text` gives it an ArticleSource."""
+    alerts: list[Alert] = []
+    async with Fetcher(timeout=1.0) as fetcher:
+        articles = ArticleSource(store, fetcher, clock=clock, concurrency=4) if full_text else None
+        poller = Poller(store, fetcher, rulebook, clock=clock, emit=alerts.append,
+                        articles=articles, rng=random.Random(1))  # fmt: skip
+        yield Env(store, poller, clock, server, alerts, **env_options)

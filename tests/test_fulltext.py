@@ -13,16 +13,14 @@ from xml.sax.saxutils import escape
 
 import pytest
 from feedserver import FeedServer, Response, repeat
-from pollenv import Clock, Env
+from pollenv import Clock, Env, polling
 
-from bot.articles import ArticleSource
 from bot.errors import FullTextError
 from bot.fetch import Fetcher
 from bot.fulltext import best_text, extract_main_text, fetch_article, needs_full_text
 from bot.matcher import Rulebook
 from bot.models import Alert, Item
 from bot.parse import html_to_text
-from bot.poller import Poller
 from bot.rules import load_rules
 from bot.store import Store
 
@@ -299,12 +297,11 @@ def rss(*entries: tuple[str, str, str]) -> bytes:
 async def env(
     store: Store, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
 ) -> AsyncIterator[Env]:
-    alerts: list[Alert] = []
-    async with Fetcher(timeout=1.0) as fetcher:
-        articles = ArticleSource(store, fetcher, clock=clock, concurrency=4)
-        poller = Poller(store, fetcher, rulebook, clock=clock, emit=alerts.append,
-                        articles=articles)  # fmt: skip
-        yield Env(store, poller, clock, feed_server, alerts, 600.0, {"backfill": 10})
+    async with polling(
+        store, clock, feed_server, rulebook, full_text=True, advance=600.0,
+        feed_defaults={"backfill": 10},
+    ) as env:  # fmt: skip
+        yield env
 
 
 def snippets(alert: Alert) -> dict[str, list[str]]:

@@ -34,10 +34,6 @@ async def test_each_site_keeps_its_own_connections_alive(
         for _ in range(3):
             for server in (feed_server, other_site):
                 assert await get(pools, server.url("/feed")) == 200
-        assert pools.hosts() == [
-            feed_server.url(""),
-            other_site.url(""),
-        ]
     finally:
         await pools.aclose()
     assert (feed_server.connections, other_site.connections) == (1, 1)
@@ -64,14 +60,12 @@ async def test_beyond_max_hosts_the_least_recently_used_idle_site_is_let_go(
     try:
         slow = asyncio.create_task(get(pools, other_site.url("/slow")))
         await asyncio.sleep(0.1)  # the other site's request is now in flight
-        assert await get(pools, feed_server.url("/feed")) == 200
         # two sites, one allowed: the busy one stays, the idle one goes
-        assert pools.hosts() == [other_site.url("")]
+        assert await get(pools, feed_server.url("/feed")) == 200
         assert await slow == 200
         assert await get(pools, other_site.url("/feed")) == 200
         assert await get(pools, feed_server.url("/feed")) == 200
-        assert pools.hosts() == [feed_server.url("")]
     finally:
         await pools.aclose()
-    assert other_site.connections == 1  # kept while it was in use, so reused
-    assert feed_server.connections == 2  # its first client was closed, so a new connection
+    assert other_site.connections == 1  # kept while it was in use, so its connection reused
+    assert feed_server.connections == 2  # closed when idle, so a new connection

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 from feedserver import FeedServer
-from test_reload import Running
+from test_reload import Running, one_feed_config
 from test_run_cli import KURSK, rss
 
 from bot.deliver import Stats
@@ -46,10 +46,8 @@ def test_counters_follow_cycles_and_delivery_passes() -> None:
 def test_a_running_bot_serves_its_metrics(feed_server: FeedServer, tmp_path: Path) -> None:
     port = free_port()
     feed_server.route("/feed", body=rss(KURSK))
-    config = tmp_path / "alertbot.yaml"
-    config.write_text(
-        f"feeds:\n  - name: wire\n    url: {feed_server.url('/feed')}\n    backfill: 10\n"
-        f"paths:\n  rules: {ROOT / 'rules'}\n  database: state/bot.db\nmetrics:\n  port: {port}\n"
+    config = one_feed_config(
+        tmp_path, feed_server.url("/feed"), ROOT / "rules", f"metrics:\n  port: {port}\n"
     )
     bot = Running(config, tmp_path)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,14 +10,12 @@ from xml.sax.saxutils import escape
 
 import pytest
 from feedserver import FeedServer, conditional
-from pollenv import Clock, Env
+from pollenv import Clock, Env, polling
 
 from bot.decide import Decision, decide, select_alerts
-from bot.fetch import Fetcher
 from bot.matcher import Rulebook
 from bot.models import Alert, Feed, Item, Match
 from bot.parse import text_fingerprint
-from bot.poller import Poller
 from bot.rules import load_rules
 from bot.store import KnownItem, Store
 
@@ -198,19 +195,11 @@ def rulebook() -> Rulebook:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 async def env(
     store: Store, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
 ) -> AsyncIterator[Env]:
-    alerts: list[Alert] = []
-    async with Fetcher(timeout=1.0) as fetcher:
-        poller = Poller(store, fetcher, rulebook, clock=clock, emit=alerts.append,
-                        rng=random.Random(1))  # fmt: skip
-        yield Env(store, poller, clock, feed_server, alerts)
+    async with polling(store, clock, feed_server, rulebook) as env:
+        yield env
 
 
 def rules_of(alerts: list[Alert]) -> list[tuple[str, list[str]]]:

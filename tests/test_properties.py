@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -151,19 +153,17 @@ def simple_rule(
     )
 
 
+@pytest.mark.parametrize("variant", [accented, respaced], ids=["accents", "spacing"])
 @SETTINGS
 @given(rules("r", FOLDABLE_TERMS, 6), texts(), st.data())
-def test_accents_do_not_change_results(rs: list[Rule], text: str, data: st.DataObject) -> None:
+def test_accents_and_spacing_do_not_change_results(
+    variant: Callable[[str], st.SearchStrategy[str]],
+    rs: list[Rule],
+    text: str,
+    data: st.DataObject,
+) -> None:
     book = Rulebook(rs)
-    changed = data.draw(accented(text))
-    assert fired(book, changed) == fired(book, text)
-
-
-@SETTINGS
-@given(rules("r", FOLDABLE_TERMS, 6), texts(), st.data())
-def test_spacing_does_not_change_results(rs: list[Rule], text: str, data: st.DataObject) -> None:
-    book = Rulebook(rs)
-    changed = data.draw(respaced(text))
+    changed = data.draw(variant(text))
     assert fired(book, changed) == fired(book, text)
 
 

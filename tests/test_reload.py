@@ -80,6 +80,16 @@ async def test_the_watcher_notices_an_edit(tmp_path: Path) -> None:
     await watching
 
 
+def one_feed_config(tmp_path: Path, feed_url: str, rules: Path, more: str = "") -> Path:
+    """alertbot.yaml with one feed `wire`, these rules, a database under state/, and `more`."""
+    config = tmp_path / "alertbot.yaml"
+    config.write_text(
+        f"feeds:\n  - name: wire\n    url: {feed_url}\n    backfill: 10\n"
+        f"paths:\n  rules: {rules}\n  database: state/bot.db\n{more}"
+    )
+    return config
+
+
 class Running:
     """`alertbot run` in a subprocess, its output collected line by line as it comes."""
 
@@ -113,11 +123,8 @@ def test_editing_rules_under_a_running_bot_changes_what_it_alerts(
 ) -> None:
     rules = rules_copy(tmp_path)
     feed_server.route("/feed", body=rss("Nothing of note happened."))
-    config = tmp_path / "alertbot.yaml"
-    config.write_text(
-        f"feeds:\n  - name: wire\n    url: {feed_server.url('/feed')}\n    backfill: 10\n"
-        f"defaults:\n  interval: 1s\npaths:\n  rules: {rules}\n  database: state/bot.db\n"
-    )
+    every_second = "defaults:\n  interval: 1s\n"
+    config = one_feed_config(tmp_path, feed_server.url("/feed"), rules, every_second)
     bot = Running(config, tmp_path)
     try:
         bot.wait_for("cycle done")

@@ -30,9 +30,9 @@ from telegram.error import RetryAfter  # noqa: E402
 from telegram.ext import ExtBot  # noqa: E402
 from telegram.request import HTTPXRequest  # noqa: E402
 
-from bot.deliver import Deliverer, Policy, rate_limiter  # noqa: E402
 from bot.models import Item, Match, Snippet  # noqa: E402
 from bot.store import Store  # noqa: E402
+from bot.telegram.deliver import Deliverer, Policy, rate_limiter  # noqa: E402
 
 TOKEN = "1:bench"
 FIRST_CHAT = 10_000_000

@@ -120,8 +120,8 @@ def serve(pages: int, port: multiprocessing.Queue, stop: EventType) -> None:
 
 
 def fulltext_phase(base_url: str, pages: int, concurrency: int) -> tuple[float, int, float]:
-    from bot.fetch import Fetcher
-    from bot.fulltext import fetch_article
+    from bot.feeds.fetch import Fetcher
+    from bot.feeds.fulltext import fetch_article
 
     async def run() -> int:
         slots = asyncio.Semaphore(concurrency)
@@ -143,7 +143,7 @@ def fulltext_phase(base_url: str, pages: int, concurrency: int) -> tuple[float, 
 
 
 def extract_phase(pages: int) -> tuple[float, int, float]:
-    from bot.fulltext import extract_main_text
+    from bot.feeds.fulltext import extract_main_text
 
     total, chars = 0.0, 0
     for n in range(pages):
@@ -157,7 +157,7 @@ def extract_phase(pages: int) -> tuple[float, int, float]:
 
 
 def parse_phase(pages: int) -> tuple[float, int, float]:
-    from bot.parse import parse_feed
+    from bot.feeds.parse import parse_feed
 
     items = "".join(
         f"<item><title>Assessment {n}</title><link>https://example.org/a/{n}</link>"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.matcher import Rulebook
 from bot.models import Item
-from bot.rules import Expr, Leaf, Rule, parse_term
+from bot.rules.language import Expr, Leaf, Rule, parse_term
+from bot.rules.matcher import Rulebook
 
 SYLLABLES = "ka ro vi an te mi sol dar ek ul ny za bor gre pol tan sk ev il or ast ren mak".split()
 FILLER = (

@@ -42,11 +42,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import feedparser  # noqa: E402
 from feedserver import Request, Response, running  # noqa: E402
 
-from bot.fetch import Fetcher  # noqa: E402
+from bot.feeds.fetch import Fetcher  # noqa: E402
+from bot.feeds.parsepool import ParsePool, cpu_count  # noqa: E402
 from bot.models import Feed  # noqa: E402
-from bot.parsepool import ParsePool, cpu_count  # noqa: E402
-from bot.poller import Poller  # noqa: E402
-from bot.rules import load_rules  # noqa: E402
+from bot.poll.cycle import Poller  # noqa: E402
+from bot.rules.files import load_rules  # noqa: E402
 from bot.store import Store  # noqa: E402
 
 MATCHING = [

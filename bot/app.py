@@ -11,15 +11,15 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from bot.articles import ArticleSource
 from bot.config import Settings
-from bot.fetch import Fetcher
+from bot.feeds.fetch import Fetcher
+from bot.feeds.parsepool import ParsePool
 from bot.metrics import Metrics
 from bot.models import Alert
-from bot.parsepool import ParsePool
-from bot.poller import CycleStats, Poller
-from bot.reload import Reloader, reload_on_sighup
-from bot.rules import load_rules
+from bot.poll.articles import ArticleSource
+from bot.poll.cycle import CycleStats, Poller
+from bot.rules.files import load_rules
+from bot.rules.reload import Reloader, reload_on_sighup
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,10 @@ async def run_with_telegram(
     """
     from telegram.error import InvalidToken, NetworkError
 
-    from bot.deliver import Deliverer
     from bot.errors import ConfigError
-    from bot.telegram_admin import admin_notifier, watch_feeds
-    from bot.telegram_app import BotOptions, build_application, start_polling, stop_polling
+    from bot.telegram.admin import admin_notifier, watch_feeds
+    from bot.telegram.app import BotOptions, build_application, start_polling, stop_polling
+    from bot.telegram.deliver import Deliverer
 
     options = BotOptions(settings.admin_ids, settings.access, reloader=reloader)
     app = build_application(
@@ -197,7 +197,7 @@ def _log_cycle(stats: CycleStats) -> None:
 
 
 def _printer(out: TextIO) -> Callable[[Alert], None]:
-    from bot.messages import render_plain
+    from bot.telegram.messages import render_plain
 
     def emit(alert: Alert) -> None:
         out.write(render_plain(alert) + "\n\n")

@@ -10,11 +10,11 @@ from typing import Any
 
 from feedserver import FeedServer
 
-from bot.articles import ArticleSource
-from bot.fetch import Fetcher
-from bot.matcher import Rulebook
+from bot.feeds.fetch import Fetcher
 from bot.models import Alert, Feed
-from bot.poller import CycleStats, Poller
+from bot.poll.articles import ArticleSource
+from bot.poll.cycle import CycleStats, Poller
+from bot.rules.matcher import Rulebook
 from bot.store import Store
 
 START = 1_728_900_000.0  # 2024-10-14, the day of the fixture report

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.cli_ops import run_health, run_status
+from bot.cli.ops import run_health, run_status
 from bot.models import Feed, Item, Match
 from bot.store import Store
 

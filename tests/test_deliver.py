@@ -13,10 +13,10 @@ from fakebotapi import FakeBotAPI
 from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 
-from bot.deliver import ChatLimiter, Deliverer, Policy, digest_slot, rate_limiter
 from bot.models import Item, Match, Snippet
 from bot.store import Store
-from bot.telegram_admin import admin_notifier
+from bot.telegram.admin import admin_notifier
+from bot.telegram.deliver import ChatLimiter, Deliverer, Policy, digest_slot, rate_limiter
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 TOKEN = "123456:SECRET-token-never-logged"

@@ -140,7 +140,7 @@ def test_dockerignore_keeps_out(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "README.md", "bot/cli.py", "bot/example/feed.xml", "rules"]
+    "path", ["pyproject.toml", "README.md", "bot/cli/__init__.py", "bot/example/feed.xml", "rules"]
 )
 def test_dockerignore_keeps_in(path: str) -> None:
     assert not ignored(path)

@@ -1,4 +1,4 @@
-"""bot.fetch against a real HTTP server on 127.0.0.1 (tests/feedserver.py)."""
+"""bot.feeds.fetch against a real HTTP server on 127.0.0.1 (tests/feedserver.py)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ from feedserver import FeedServer, Response, conditional, repeat
 
 from bot import __version__
 from bot.errors import FeedError, FeedGone, FeedThrottled
-from bot.fetch import (
+from bot.feeds.fetch import (
     DEFAULT_RETRY_AFTER,
     MAX_BACKOFF,
     Fetcher,
     backoff_delay,
     retry_after_seconds,
 )
-from bot.parse import parse_feed
+from bot.feeds.parse import parse_feed
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 RSS = (FEEDS / "rss20.xml").read_bytes()

@@ -16,12 +16,12 @@ from feedserver import FeedServer, Response, repeat
 from pollenv import Clock, Env, polling
 
 from bot.errors import FullTextError
-from bot.fetch import Fetcher
-from bot.fulltext import best_text, extract_main_text, fetch_article, needs_full_text
-from bot.matcher import Rulebook
+from bot.feeds.fetch import Fetcher
+from bot.feeds.fulltext import best_text, extract_main_text, fetch_article, needs_full_text
+from bot.feeds.parse import html_to_text
 from bot.models import Alert, Item
-from bot.parse import html_to_text
-from bot.rules import load_rules
+from bot.rules.files import load_rules
+from bot.rules.matcher import Rulebook
 from bot.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent

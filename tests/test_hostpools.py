@@ -1,4 +1,4 @@
-"""bot.hostpools against real HTTP servers on two loopback addresses (tests/feedserver.py)."""
+"""bot.feeds.hostpools against real HTTP servers on two loopback addresses (tests/feedserver.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from feedserver import FeedServer, running
 
-from bot.hostpools import HostPools
+from bot.feeds.hostpools import HostPools
 
 
 @pytest.fixture

@@ -36,19 +36,21 @@ def lines(stream: io.StringIO) -> list[str]:
 
 def test_plain_line_with_level_logger_and_extras(stream: io.StringIO) -> None:
     setup_logging("plain", "INFO", stream=stream)
-    logging.getLogger("bot.poller").info("fetched %s items", 12, extra={"feed": "isw", "ms": 40})
-    logging.getLogger("bot.poller").debug("not shown at INFO")
+    logging.getLogger("bot.poll.cycle").info(
+        "fetched %s items", 12, extra={"feed": "isw", "ms": 40}
+    )
+    logging.getLogger("bot.poll.cycle").debug("not shown at INFO")
     (line,) = lines(stream)
-    assert line.endswith(" INFO bot.poller: fetched 12 items feed=isw ms=40")
+    assert line.endswith(" INFO bot.poll.cycle: fetched 12 items feed=isw ms=40")
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO ", line)
 
 
 def test_json_one_object_per_line(stream: io.StringIO) -> None:
     setup_logging("json", "DEBUG", stream=stream)
-    logging.getLogger("bot.deliver").warning("retry in %ds", 3, extra={"chat": 42})
-    logging.getLogger("bot.deliver").debug("second")
+    logging.getLogger("bot.telegram.deliver").warning("retry in %ds", 3, extra={"chat": 42})
+    logging.getLogger("bot.telegram.deliver").debug("second")
     first, second = (json.loads(line) for line in lines(stream))
-    assert first["level"] == "WARNING" and first["logger"] == "bot.deliver"
+    assert first["level"] == "WARNING" and first["logger"] == "bot.telegram.deliver"
     assert first["message"] == "retry in 3s" and first["chat"] == 42
     assert first["time"].endswith("Z")
     assert second["message"] == "second"
@@ -80,7 +82,7 @@ def test_token_redacted_from_message_args_extras_and_tracebacks(
     stream: io.StringIO, fmt: str
 ) -> None:
     setup_logging(fmt, "DEBUG", secrets=["s3cr3t-configured", None], stream=stream)
-    log = logging.getLogger("bot.telegram")
+    log = logging.getLogger("bot.telegram.handlers")
     log.info("POST https://api.telegram.org/bot%s/sendMessage", TOKEN)
     log.info("configured secret %s", "s3cr3t-configured", extra={"url": f"/bot{OTHER_TOKEN}/x"})
     try:

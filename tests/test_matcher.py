@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.matcher import Rulebook
 from bot.models import Item, Match
-from bot.rules import load_rules
+from bot.rules.files import load_rules
+from bot.rules.matcher import Rulebook
 
 
 def write_rule(folder: Path, yaml_text: str, name: str = "r.yaml") -> Path:

@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from fakebotapi import check_html
 
-from bot.messages import (
+from bot.models import Alert, Item, Match, Snippet
+from bot.telegram.messages import (
     LIMIT,
     render_alert,
     render_digest,
@@ -14,7 +15,6 @@ from bot.messages import (
     render_plain,
     split_lines,
 )
-from bot.models import Alert, Item, Match, Snippet
 
 WHEN = datetime(2024, 10, 14, 18, 30, tzinfo=UTC)
 

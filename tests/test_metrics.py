@@ -10,9 +10,9 @@ from feedserver import FeedServer
 from test_reload import Running, one_feed_config
 from test_run_cli import KURSK, rss
 
-from bot.deliver import Stats
 from bot.metrics import Metrics
-from bot.poller import CycleStats
+from bot.poll.cycle import CycleStats
+from bot.telegram.deliver import Stats
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""bot.parse: golden feeds (fixtures/feeds/<name>.xml + <name>.json), text, links, bad input."""
+"""bot.feeds.parse: golden feeds (fixtures/feeds/<name>.xml + .json), text, links, bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.parse import (
+from bot.feeds.parse import (
     ParsedFeed,
     fingerprint_words,
     html_to_text,

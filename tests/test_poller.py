@@ -12,11 +12,11 @@ import pytest
 from feedserver import FeedServer, conditional
 from pollenv import Clock, Env, polling
 
-from bot.decide import Decision, decide, select_alerts
-from bot.matcher import Rulebook
+from bot.feeds.parse import text_fingerprint
 from bot.models import Alert, Feed, Item, Match
-from bot.parse import text_fingerprint
-from bot.rules import load_rules
+from bot.poll.decide import Decision, decide, select_alerts
+from bot.rules.files import load_rules
+from bot.rules.matcher import Rulebook
 from bot.store import KnownItem, Store
 
 RULES = Path(__file__).resolve().parent.parent / "rules"

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bot.matcher import Rulebook
 from bot.models import Item, Match
-from bot.rules import Expr, Leaf, Rule, parse_term
-from bot.text import SENTENCE_JOINER, sentence_spans
+from bot.rules.language import Expr, Leaf, Rule, parse_term
+from bot.rules.matcher import Rulebook
+from bot.rules.text import SENTENCE_JOINER, sentence_spans
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from feedserver import FeedServer
 from test_run_cli import clean_env, rss
 
-from bot.matcher import Rulebook
-from bot.reload import Reloader
-from bot.rules import load_rules
+from bot.rules.files import load_rules
+from bot.rules.matcher import Rulebook
+from bot.rules.reload import Reloader
 
 ROOT = Path(__file__).resolve().parent.parent
 HUNGER = """id: famine

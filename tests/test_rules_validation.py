@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import RuleError
-from bot.rulefile import read_rule_set
-from bot.rules import load_rules, parse_term
+from bot.rules.files import load_rules, read_rule_set
+from bot.rules.language import parse_term
 
 ROOT = Path(__file__).resolve().parent.parent
 

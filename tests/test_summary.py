@@ -9,10 +9,11 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.matcher import Rulebook
 from bot.models import Item, Match, Snippet
-from bot.rules import Term, load_rules, parse_term
-from bot.summary import (
+from bot.rules.files import load_rules
+from bot.rules.language import Term, parse_term
+from bot.rules.matcher import Rulebook
+from bot.rules.snippets import (
     ELLIPSIS,
     MAX_SNIPPETS,
     SNIPPET_CHARS,

@@ -14,9 +14,9 @@ from fakebotapi import FakeBotAPI, Sent
 from telegram import Bot
 from telegram.ext import Application
 
-from bot.rules import load_rules
+from bot.rules.files import load_rules
 from bot.store import Store
-from bot.telegram_app import (
+from bot.telegram.app import (
     BotOptions,
     api_base_url,
     build_application,
@@ -233,7 +233,7 @@ def test_api_base_url():
 
 def test_feed_notices_tell_once_per_state():
     from bot.store import FeedState
-    from bot.telegram_admin import feed_notices
+    from bot.telegram.admin import feed_notices
 
     told: dict[str, str] = {}
     ok = FeedState("isw", "u", "u")

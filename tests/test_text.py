@@ -1,4 +1,4 @@
-"""Normalisation (bot.text): folding, canonical word strings, tokens and sentence splitting."""
+"""Normalisation (bot.rules.text): folding, canonical word strings, tokens, sentence splitting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.text import (
+from bot.rules.text import (
     _SENTENCE_END,
     canonical,
     is_text,

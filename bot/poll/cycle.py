@@ -1,7 +1,7 @@
 """One poll cycle, top to bottom: fetch → parse → decide what is new → match → record + enqueue.
 
 The only orchestrator. What is new and what is owed is decided by the pure functions of
-bot/decide.py; everything here is the I/O around them. A failing feed
+bot/poll/decide.py; everything here is the I/O around them. A failing feed
 is recorded on the feed, logged with its context, and the cycle goes on with the others.
 """
 
@@ -16,14 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.articles import ArticleSource, FullText
-from bot.decide import Decision, decide, select_alerts, with_rules
 from bot.errors import FeedError, FeedGone, FeedThrottled
-from bot.fetch import Fetcher, FetchResult, backoff_delay
-from bot.matcher import Rulebook
+from bot.feeds.fetch import Fetcher, FetchResult, backoff_delay
+from bot.feeds.parse import ParsedFeed, text_fingerprint
+from bot.feeds.parsepool import ParsePool, parse_job
 from bot.models import Alert, Feed, Item
-from bot.parse import ParsedFeed, text_fingerprint
-from bot.parsepool import ParsePool, parse_job
+from bot.poll.articles import ArticleSource, FullText
+from bot.poll.decide import Decision, decide, select_alerts, with_rules
+from bot.rules.matcher import Rulebook
 from bot.store import FeedState, Store
 
 log = logging.getLogger(__name__)

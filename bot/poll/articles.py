@@ -1,7 +1,7 @@
 """Full text during a poll cycle: the stored copy of an article, else one polite fetch of it.
 
 The poller asks `ArticleSource.resolve` for each entry it is about to match. Entries that are
-not teasers (see bot.fulltext) come back as they are. For a teaser the article is looked up by
+not teasers (see bot.feeds.fulltext) come back as they are. For a teaser the article is looked up by
 its normalised link: a stored text is reused (a changed entry re-validates it with a
 conditional GET), otherwise the page is fetched once, even when several feeds link it in the
 same cycle. A failed fetch leaves the feed's own text to match and, for entries that may alert,
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from bot.errors import FullTextError
-from bot.fetch import Fetcher
-from bot.fulltext import best_text, fetch_article, needs_full_text
+from bot.feeds.fetch import Fetcher
+from bot.feeds.fulltext import best_text, fetch_article, needs_full_text
+from bot.feeds.parse import normalize_link
 from bot.models import Item
-from bot.parse import normalize_link
 from bot.store import ArticleRow, Store
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ import httpx
 
 from bot import __version__
 from bot.errors import FeedError, FeedGone, FeedThrottled
-from bot.hostpools import HostPools
+from bot.feeds.hostpools import HostPools
 
 USER_AGENT = f"alertbot/{__version__} (+https://github.com/alertbot/alertbot)"
 ACCEPT = (

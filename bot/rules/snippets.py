@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from bot.models import Snippet
-from bot.rules import Term, compile_regex
-from bot.text import Token, canonical, tokens
+from bot.rules.language import Term, compile_regex
+from bot.rules.text import Token, canonical, tokens
 
 MAX_SNIPPETS = 3
 SNIPPET_CHARS = 300

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.models import Alert, Item, Match
-from bot.storeschema import alert_from_json, alert_to_json
+from bot.store.schema import alert_from_json, alert_to_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -42,7 +42,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from telegram.ext import AIORateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.messages import render_alert, render_digest, render_plain, split_lines, strip_tags
+from bot.telegram.messages import render_alert, render_digest, render_plain, split_lines, strip_tags
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]

@@ -23,11 +23,11 @@ from telegram.ext import (
 )
 
 from bot.durations import format_duration
-from bot.messages import esc, render_matches
 from bot.models import Item
+from bot.telegram.messages import esc, render_matches
 
 if TYPE_CHECKING:
-    from bot.telegram_app import BotOptions
+    from bot.telegram.app import BotOptions
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from bot import __version__
+from bot.cli import ops, rules, run, subscribers
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -27,10 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 # Each module that owns a command contributes a `register(subparsers)` function here;
 # the parser stores the handler in `args.handler`.
 def _registry() -> list[Callable[[argparse._SubParsersAction], None]]:
-    from bot import cli_ops, cli_rules, cli_run, cli_subscribers
-
     # the order `alertbot --help` lists them in: the main job first
-    return [cli_run.register, cli_rules.register, cli_subscribers.register, cli_ops.register]
+    return [run.register, rules.register, subscribers.register, ops.register]
 
 
 _REGISTRY = _registry()

@@ -65,16 +65,11 @@ import difflib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import re2
 
-from bot.errors import RuleError
-from bot.text import canonical
-
-if TYPE_CHECKING:
-    from bot.matcher import Rulebook
+from bot.rules.text import canonical
 
 LEVELS = ("low", "medium", "high", "critical")
 FIELDS = ("title", "content")
@@ -190,14 +185,3 @@ def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     """' (did you mean X?)' when something close exists, else ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def load_rules(path: Path | str) -> Rulebook:
-    """Every rule under `path` (a folder or one file), compiled; RuleError lists every problem."""
-    from bot.matcher import Rulebook
-    from bot.rulefile import read_rule_set
-
-    rules, problems = read_rule_set(Path(path))
-    if problems:
-        raise RuleError(problems)
-    return Rulebook(rules)

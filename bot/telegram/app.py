@@ -18,9 +18,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot.deliver import rate_limiter
-from bot.reload import Reloader
-from bot.telegram import (
+from bot.rules.reload import Reloader
+from bot.telegram.admin import ADMIN_COMMANDS
+from bot.telegram.deliver import rate_limiter
+from bot.telegram.handlers import (
     help_,
     list_topics,
     on_error,
@@ -34,8 +35,7 @@ from bot.telegram import (
     unknown_command,
     unsubscribe,
 )
-from bot.telegram_admin import ADMIN_COMMANDS
-from bot.telegram_settings import SETTINGS_COMMANDS
+from bot.telegram.settings import SETTINGS_COMMANDS
 
 log = logging.getLogger(__name__)
 COMMANDS = [

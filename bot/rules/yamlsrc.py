@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from bot.errors import Problem
-from bot.text import is_text
+from bot.rules.text import is_text
 
 
 class LocatedDict(dict):

@@ -30,17 +30,17 @@ import ahocorasick
 import re2
 
 from bot.models import Item, Match
-from bot.partindex import PartIndex
-from bot.rules import Expr, Leaf, Rule, Term, compile_regex
-from bot.summary import make_snippets
-from bot.text import (
+from bot.rules.language import Expr, Leaf, Rule, Term, compile_regex
+from bot.rules.partindex import PartIndex
+from bot.rules.snippets import make_snippets
+from bot.rules.text import (
     BOUNDARY,
     SENTENCE_JOINER,
     canonical,
     sentence_spans,
     sentence_word_starts,
 )
-from bot.windows import Sentence, evidence, present, spans, windows
+from bot.rules.windows import Sentence, evidence, present, spans, windows
 
 _MAX_PARTS = 64  # required parts checked per rule (more are not used for dismissal)
 Node = Any  # frozenset[int] (a leaf: its term ids) or _Node

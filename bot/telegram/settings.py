@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from telegram import Update
 
 from bot.durations import format_duration, parse_duration
-from bot.messages import esc
-from bot.telegram import Context, _store, ensure_subscriber, may_change, reply
+from bot.telegram.handlers import Context, _store, ensure_subscriber, may_change, reply
+from bot.telegram.messages import esc
 
 HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from bot.models import Window
-from bot.rules import Term
-from bot.summary import Evidence
+from bot.rules.language import Term
+from bot.rules.snippets import Evidence
 
 MAX_WINDOWS = 100  # kept in a Match; every satisfied window still counts for snippets
 

@@ -16,7 +16,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot.durations import approximate
-from bot.messages import esc, split_lines
+from bot.telegram.messages import esc, split_lines
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE

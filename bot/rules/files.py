@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.durations import parse_duration
-from bot.errors import Problem
-from bot.rules import (
+from bot.errors import Problem, RuleError
+from bot.rules.language import (
     _ID,
     FIELDS,
     LEVELS,
@@ -22,7 +22,8 @@ from bot.rules import (
     did_you_mean,
     parse_term,
 )
-from bot.yamlsrc import LocatedDict, LocatedList, Source, line_of, read_yaml
+from bot.rules.matcher import Rulebook
+from bot.rules.yamlsrc import LocatedDict, LocatedList, Source, line_of, read_yaml
 
 Groups = dict[str, tuple[Term, ...]]
 
@@ -329,3 +330,11 @@ def _duplicate_ids(rules: list[Rule]) -> list[Problem]:
         else:
             first[rule.id] = rule
     return problems
+
+
+def load_rules(path: Path | str) -> Rulebook:
+    """Every rule under `path` (a folder or one file), compiled; RuleError lists every problem."""
+    rules, problems = read_rule_set(Path(path))
+    if problems:
+        raise RuleError(problems)
+    return Rulebook(rules)

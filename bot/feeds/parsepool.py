@@ -25,7 +25,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from bot.errors import FeedError
-from bot.parse import ParsedFeed, parse_feed, text_fingerprint
+from bot.feeds.parse import ParsedFeed, parse_feed, text_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 from bot.errors import RuleError
-from bot.matcher import Rulebook
 from bot.models import Item, Match
-from bot.rulefile import read_rule_set
-from bot.rules import Example, Rule, load_rules
-from bot.text import is_text
+from bot.rules.files import load_rules, read_rule_set
+from bot.rules.language import Example, Rule
+from bot.rules.matcher import Rulebook
+from bot.rules.text import is_text
 
 MAX_INPUT_BYTES = 50_000_000
 
@@ -137,8 +137,8 @@ def cmd_match(args: argparse.Namespace) -> int:
 def _read_url(url: str) -> str | None:
     """The main text of the article at `url`, fetched and extracted as the poller does."""
     from bot.errors import FullTextError  # imported here: trafilatura is slow to import
-    from bot.fetch import Fetcher
-    from bot.fulltext import fetch_article
+    from bot.feeds.fetch import Fetcher
+    from bot.feeds.fulltext import fetch_article
 
     async def fetch() -> str:
         async with Fetcher() as fetcher:

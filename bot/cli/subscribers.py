@@ -59,7 +59,7 @@ async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
     from telegram import Bot
     from telegram.error import TelegramError
 
-    from bot.telegram_app import api_base_url, quiet_token_loggers
+    from bot.telegram.app import api_base_url, quiet_token_loggers
 
     quiet_token_loggers()
     base = api_base_url(settings.telegram_api_url) if settings.telegram_api_url else None
@@ -74,7 +74,7 @@ async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
 
 def _topics(settings: Settings, wanted: list[str]) -> list[str]:
     """The topic ids, checked against the rules; raises naming the unknown ones."""
-    from bot.rules import load_rules
+    from bot.rules.files import load_rules
 
     known = [r.id for r in load_rules(settings.rules_path).rules]
     for topic in wanted:

@@ -18,10 +18,10 @@ from sqlite_utils import Database
 
 from bot.errors import AlreadyRunning, StoreError
 from bot.models import Item, Match
-from bot.storearticles import ArticleRow, ArticleStore
-from bot.storechats import ChatStore, OutboxRow, Subscriber
-from bot.storefeeds import FeedState, FeedStore
-from bot.storeschema import (
+from bot.store.articles import ArticleRow, ArticleStore
+from bot.store.chats import ChatStore, OutboxRow, Subscriber
+from bot.store.feeds import FeedState, FeedStore
+from bot.store.schema import (
     MIGRATIONS,
     Migration,
     alert_from_json,

@@ -30,7 +30,7 @@ from typing import Any
 import trafilatura
 
 from bot.errors import FeedError, FeedThrottled, FullTextError
-from bot.fetch import Fetcher
+from bot.feeds.fetch import Fetcher
 from bot.models import Item
 
 SHORT_TEXT = 600  # characters: below this an entry's text is a teaser

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import Problem, RuleError
-from bot.matcher import Rulebook
-from bot.rules import load_rules
+from bot.rules.files import load_rules
+from bot.rules.matcher import Rulebook
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bot.configvalues import (
+from bot.config.values import (
     Convert,
     _access,
     _admin_ids,
@@ -35,7 +35,7 @@ from bot.models import Feed
 __all__ = ["Settings", "load_settings", "parse_duration"]  # parse_duration: one parser for all
 
 DEFAULT_CONFIG_NAME = "alertbot.yaml"
-EXAMPLE_FEED = Path(__file__).resolve().parent / "example" / "feed.xml"
+EXAMPLE_FEED = Path(__file__).resolve().parents[1] / "example" / "feed.xml"
 
 
 @dataclass(frozen=True)

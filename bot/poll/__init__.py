@@ -1,0 +1,1 @@
+"""The poll cycle: the one orchestrator and its pure decisions."""

@@ -1,0 +1,1 @@
+"""The rule language: rule files, validation, text normalisation, the Rulebook matcher, snippets."""

@@ -91,8 +91,9 @@ async def run_with_telegram(
 
     from bot.errors import ConfigError
     from bot.telegram.admin import admin_notifier, watch_feeds
-    from bot.telegram.app import BotOptions, build_application, start_polling, stop_polling
+    from bot.telegram.app import build_application, start_polling, stop_polling
     from bot.telegram.deliver import Deliverer
+    from bot.telegram.handlers import BotOptions
 
     options = BotOptions(settings.admin_ids, settings.access, reloader=reloader)
     app = build_application(

@@ -1,4 +1,4 @@
-"""Plain dataclasses that flow between the stages: Feed, Item, Window, Match, Snippet, Alert."""
+"""Plain dataclasses that flow between the stages: Feed, Item, Match, Alert, KnownItem and parts."""
 
 from __future__ import annotations
 
@@ -77,3 +77,16 @@ class Alert:
 
     item: Item
     matches: tuple[Match, ...]
+
+
+@dataclass(frozen=True)
+class KnownItem:
+    """What the store remembers of one item version (enough to decide what is new)."""
+
+    id: int
+    feed: str
+    uid: str
+    story_key: str
+    content_hash: str
+    fingerprint: str
+    rules: frozenset[str]  # rules this version matched

@@ -47,7 +47,10 @@ def test_every_configuration_key_is_in_the_readme():
 
 def test_every_environment_variable_is_in_the_readme():
     names = set(
-        re.findall(r"\b(?:ALERTBOT|TELEGRAM)_[A-Z_]+\b", (ROOT / "bot" / "config" / "__init__.py").read_text())
+        re.findall(
+            r"\b(?:ALERTBOT|TELEGRAM)_[A-Z_]+\b",
+            (ROOT / "bot" / "config" / "__init__.py").read_text(),
+        )
     )
     assert "TELEGRAM_BOT_TOKEN" in names
     assert not [n for n in names if n not in README]

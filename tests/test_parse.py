@@ -13,14 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.feeds.parse import (
-    ParsedFeed,
-    fingerprint_words,
-    html_to_text,
-    normalize_link,
-    parse_feed,
-    text_fingerprint,
-)
+from bot.feeds.parse import ParsedFeed, html_to_text, parse_feed
+from bot.identity import fingerprint_words, normalize_link, text_fingerprint
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 GOLDEN = sorted(FEEDS.glob("*.xml"))

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bot.errors import FeedError
-from bot.feeds.parse import parse_feed, text_fingerprint
+from bot.feeds.parse import parse_feed
 from bot.feeds.parsepool import ParsePool, cpu_count, parse_job
+from bot.identity import text_fingerprint
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 HEADERS = {"content-type": "application/rss+xml"}

@@ -12,12 +12,12 @@ import pytest
 from feedserver import FeedServer, conditional
 from pollenv import Clock, Env, polling
 
-from bot.feeds.parse import text_fingerprint
-from bot.models import Alert, Feed, Item, Match
+from bot.identity import text_fingerprint
+from bot.models import Alert, Feed, Item, KnownItem, Match
 from bot.poll.decide import Decision, decide, select_alerts
 from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
-from bot.store import KnownItem, Store
+from bot.store import Store
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 KURSK = "Russian sources claim that Russian forces have regained positions in the Kursk region."

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import yaml
 
 from bot.durations import parse_duration
 
-if TYPE_CHECKING:
-    from bot.config import _Reader
-
 FEED_SCHEMES = ("http", "https", "file")
+
+
+class _Reader(Protocol):
+    """What a converter needs of the config reader (bot.config._Reader): errors, scalars, base."""
+
+    base: Path
+
+    def error(self, node: yaml.Node | None, key: str, message: str) -> Exception: ...
+
+    def scalar(self, node: yaml.Node) -> Any: ...
 
 
 def _kind(node: yaml.Node) -> str:

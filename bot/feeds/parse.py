@@ -16,19 +16,18 @@ no items whose `problem` says so; a malformed feed still yields its entries, wit
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
 
+from bot.identity import normalize_link, sha256_hex, text_fingerprint
 from bot.models import Item
 
 _BLOCK = frozenset(
@@ -41,12 +40,6 @@ _SKIP = frozenset(
     "title audio video canvas".split()
 )
 _CELL = frozenset({"td", "th"})
-_TRACKING = frozenset(
-    "fbclid gclid dclid gbraid wbraid msclkid yclid igshid mkt_tok ref ref_src ref_url "
-    "referrer _ga _gl spm cmpid ncid ocid sr_share smid".split()
-)
-_TRACKING_PREFIXES = ("utm_", "mc_", "pk_", "hsa_")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _INTERNAL_DTD = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL)
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z]")
 
@@ -137,7 +130,7 @@ def _items(entries: list[Any], feed_name: str, url: str) -> list[Item]:
             continue  # the same entry listed twice
         else:
             seen[item.uid].add(mark)
-            item = replace(item, uid=f"{item.uid}#{_sha256(mark)[:12]}")
+            item = replace(item, uid=f"{item.uid}#{sha256_hex(mark)[:12]}")
         items.append(item)
     return items
 
@@ -150,7 +143,7 @@ def entry_to_item(entry: Any, feed_name: str, url: str) -> Item:
     date = entry.get("published") or entry.get("updated") or ""
     uid = (entry.get("id") or "").strip() or link
     if not uid:
-        uid = "sha256:" + _sha256(f"{title}\n{date}\n{text}")
+        uid = "sha256:" + sha256_hex(f"{title}\n{date}\n{text}")
     story_key = normalize_link(link) if link else "text:" + text_fingerprint(title, text)
     return Item(
         feed=feed_name,
@@ -160,7 +153,7 @@ def entry_to_item(entry: Any, feed_name: str, url: str) -> Item:
         link=link,
         published=_published(entry),
         text=text,
-        content_hash=_sha256(f"{title}\n{text}"),
+        content_hash=sha256_hex(f"{title}\n{text}"),
     )
 
 
@@ -256,52 +249,3 @@ def html_to_text(html: str) -> str:
     extractor.close()
     extractor.flush()
     return "\n\n".join(extractor.blocks)
-
-
-def normalize_link(url: str) -> str:
-    """A story key from a link: same story, same key, whatever tracking or case was added."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url
-    if not parts.scheme or not parts.hostname:
-        return url
-    scheme = parts.scheme.lower()
-    host = parts.hostname.removeprefix("www.")
-    host = f"[{host}]" if ":" in host else host
-    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    query = sorted(
-        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k)
-    )
-    return urlunsplit(
-        (scheme, netloc, parts.path.rstrip("/"), urlencode(query, quote_via=quote), "")
-    )
-
-
-def _tracking(name: str) -> bool:
-    name = name.lower()
-    return name in _TRACKING or name.startswith(_TRACKING_PREFIXES)
-
-
-def text_fingerprint(title: str, text: str) -> str:
-    """A hash of the words of title and text, blind to case, punctuation and spacing."""
-    folded = unicodedata.normalize("NFKC", f"{title}\n{text}").casefold()
-    return _sha256(fingerprint_words(folded))[:32]
-
-
-def fingerprint_words(folded: str) -> str:
-    """The `\\w+` words of `folded`, joined by single spaces (ASCII text, the usual case, by
-    str.translate, three times faster than the regex: a new feed's 50 items pay it each)."""
-    if folded.isascii():
-        return " ".join(folded.translate(_ASCII_SEPARATORS).split())
-    return " ".join(_WORDS.findall(folded))
-
-
-_WORDS = re.compile(r"\w+")
-_ASCII_SEPARATORS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

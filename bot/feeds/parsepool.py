@@ -25,7 +25,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from bot.errors import FeedError
-from bot.feeds.parse import ParsedFeed, parse_feed, text_fingerprint
+from bot.feeds.parse import ParsedFeed, parse_feed
+from bot.identity import text_fingerprint
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from bot.errors import FullTextError
 from bot.feeds.fetch import Fetcher
 from bot.feeds.fulltext import best_text, fetch_article, needs_full_text
-from bot.feeds.parse import normalize_link
+from bot.identity import normalize_link
 from bot.models import Item
 from bot.store import ArticleRow, Store
 

@@ -18,8 +18,9 @@ from typing import Any
 
 from bot.errors import FeedError, FeedGone, FeedThrottled
 from bot.feeds.fetch import Fetcher, FetchResult, backoff_delay
-from bot.feeds.parse import ParsedFeed, text_fingerprint
+from bot.feeds.parse import ParsedFeed
 from bot.feeds.parsepool import ParsePool, parse_job
+from bot.identity import text_fingerprint
 from bot.models import Alert, Feed, Item
 from bot.poll.articles import ArticleSource, FullText
 from bot.poll.decide import Decision, decide, select_alerts, with_rules

@@ -10,9 +10,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bot.feeds.parse import text_fingerprint
-from bot.models import Item, Match
-from bot.store import KnownItem
+from bot.identity import text_fingerprint
+from bot.models import Item, KnownItem, Match
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
 

@@ -10,14 +10,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from sqlite_utils import Database
 
 from bot.errors import AlreadyRunning, StoreError
-from bot.models import Item, Match
+from bot.models import Item, KnownItem, Match
 from bot.store.articles import ArticleRow, ArticleStore
 from bot.store.chats import ChatStore, OutboxRow, Subscriber
 from bot.store.feeds import FeedState, FeedStore
@@ -45,19 +44,6 @@ __all__ = [
 ]
 
 _CHUNK = 300  # SQLite's default limit on bound parameters is far above this
-
-
-@dataclass(frozen=True)
-class KnownItem:
-    """What the store remembers of one item version (enough to decide what is new)."""
-
-    id: int
-    feed: str
-    uid: str
-    story_key: str
-    content_hash: str
-    fingerprint: str
-    rules: frozenset[str]  # rules this version matched
 
 
 class Store(FeedStore, ChatStore, ArticleStore):

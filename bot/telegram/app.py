@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from telegram import BotCommand
@@ -22,6 +20,7 @@ from bot.rules.reload import Reloader
 from bot.telegram.admin import ADMIN_COMMANDS
 from bot.telegram.deliver import rate_limiter
 from bot.telegram.handlers import (
+    BotOptions,
     help_,
     list_topics,
     on_error,
@@ -53,16 +52,6 @@ COMMANDS = [
     ("stop", "unfollow everything and forget me"),
     ("help", "what I can do"),
 ]
-
-
-@dataclass
-class BotOptions:
-    """What the handlers need besides the store and the rulebook."""
-
-    admin_ids: set[int] = field(default_factory=set)
-    access: str | list[int] = "open"
-    rules_path: Path | None = None  # where /reload reads rules when no reloader is given
-    reloader: Reloader | None = None  # shared with the file watcher and SIGHUP
 
 
 def api_base_url(url: str) -> str:

@@ -7,8 +7,10 @@ import difflib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram import (
     InlineKeyboardButton,
@@ -24,10 +26,19 @@ from telegram.ext import (
 
 from bot.durations import format_duration
 from bot.models import Item
+from bot.rules.reload import Reloader
 from bot.telegram.messages import esc, render_matches
 
-if TYPE_CHECKING:
-    from bot.telegram.app import BotOptions
+
+@dataclass
+class BotOptions:
+    """What the handlers need besides the store and the rulebook."""
+
+    admin_ids: set[int] = field(default_factory=set)
+    access: str | list[int] = "open"
+    rules_path: Path | None = None  # where /reload reads rules when no reloader is given
+    reloader: Reloader | None = None  # shared with the file watcher and SIGHUP
+
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import httpx
 from feedserver import FeedServer
-from test_reload import Running, one_feed_config
-from test_run_cli import KURSK, rss
+from runbot import KURSK, Running, one_feed_config, rss
 
 from bot.metrics import Metrics
 from bot.poll.cycle import CycleStats

@@ -26,7 +26,7 @@ from bot.telegram.app import (
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 TOKEN = "654321:ANOTHER-secret-token"
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = Path(__file__).resolve().parents[2] / "rules"
 ADMIN = 99
 USER = 501
 TAIWAN = "taiwan-exercises"

@@ -10,7 +10,7 @@ import pytest
 from bot.config import EXAMPLE_FEED, Settings, load_settings, parse_duration
 from bot.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOKEN = "123456789:AAHsecret-token-VALUE_xyz"
 
 MINIMAL = """\

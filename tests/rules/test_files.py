@@ -14,7 +14,7 @@ from bot.errors import RuleError
 from bot.rules.files import load_rules, read_rule_set
 from bot.rules.language import parse_term
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(folder: Path, name: str, text: str | bytes) -> Path:

@@ -5,42 +5,25 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 from feedserver import FeedServer, conditional
+from runbot import (
+    KURSK,
+    PORT,
+    ROOT,
+    alertbot,
+    db_rows,
+    rss,
+    start,
+    wait_for,
+    write_config,
+)
 
 from bot.cli import main
 from bot.store import Store
-
-ROOT = Path(__file__).resolve().parent.parent
-KURSK = "Russian sources claim that Russian forces have regained positions in the Kursk region."
-PORT = "Russian drones struck port infrastructure in Odesa overnight, damaging a grain terminal."
-
-
-def rss(*texts: str, start: int = 1) -> bytes:
-    items = "".join(
-        f"<item><title>Report {n}</title><link>https://example.org/r/{n}</link>"
-        f"<guid>urn:r:{n}</guid><pubDate>Mon, 14 Oct 2024 12:{n:02d}:00 GMT</pubDate>"
-        f"<description>{escape(text)}</description></item>"
-        for n, text in enumerate(texts, start=start)
-    )
-    return (
-        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
-        f"<link>https://example.org/</link>{items}</channel></rss>"
-    ).encode()
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ALERTBOT_", "TELEGRAM_"))}  # fmt: skip
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(autouse=True)
@@ -48,55 +31,6 @@ def _no_alertbot_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(("ALERTBOT_", "TELEGRAM_")):
             monkeypatch.delenv(name)
-
-
-def write_config(path: Path, feeds: dict[str, str], *, interval: str = "1h") -> Path:
-    lines = ["feeds:"]
-    for name, url in feeds.items():
-        lines += [f"  - name: {name}", f"    url: {url}", "    backfill: 20"]
-    lines += [
-        "defaults:",
-        f"  interval: {interval}",
-        "  timeout: 3s",
-        "paths:",
-        f"  rules: {ROOT / 'rules'}",
-        "  database: state/test.db",
-    ]
-    config = path / "alertbot.yaml"
-    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return config
-
-
-def alertbot(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-
-
-def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def wait_for(condition, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll a condition of another process (no fixed sleeps: returns as soon as it holds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            out, err = proc.communicate(timeout=10)
-            raise AssertionError(f"condition not met; process said:\n{out}\n{err}")
-        time.sleep(0.05)
-
-
-def db_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
-    if not path.exists():
-        return []
-    with Store(path) as store:
-        return store.db.execute(sql).fetchall()
 
 
 @pytest.fixture

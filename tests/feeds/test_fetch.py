@@ -27,7 +27,7 @@ from bot.feeds.fetch import (
 )
 from bot.feeds.parse import parse_feed
 
-FEEDS = Path(__file__).parent / "fixtures" / "feeds"
+FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
 RSS = (FEEDS / "rss20.xml").read_bytes()
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from bot.feeds.parse import ParsedFeed, html_to_text, parse_feed
 from bot.identity import fingerprint_words, normalize_link, text_fingerprint
 
-FEEDS = Path(__file__).parent / "fixtures" / "feeds"
+FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
 GOLDEN = sorted(FEEDS.glob("*.xml"))
 
 

@@ -19,7 +19,7 @@ from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
 from bot.store import Store
 
-RULES = Path(__file__).resolve().parent.parent / "rules"
+RULES = Path(__file__).resolve().parents[2] / "rules"
 KURSK = "Russian sources claim that Russian forces have regained positions in the Kursk region."
 PORT = "Russian drones struck port infrastructure in Odesa overnight, damaging a grain terminal."
 TAIWAN = "China's PLA began live-fire drills encircling Taiwan on Monday."

@@ -24,7 +24,7 @@ from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
 from bot.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
 KURSK = "Russian sources claim that Russian forces have regained positions in the Kursk region."
 PORT = "Russian drones struck port infrastructure in Odesa overnight, damaging a grain terminal."

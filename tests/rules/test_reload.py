@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 from feedserver import FeedServer
-from test_run_cli import clean_env, rss
+from runbot import Running, one_feed_config, rss
 
 from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
 from bot.rules.reload import Reloader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HUNGER = """id: famine
 title: Famine warnings
 level: medium
@@ -78,44 +75,6 @@ async def test_the_watcher_notices_an_edit(tmp_path: Path) -> None:
         await asyncio.sleep(0.05)
     stop.set()
     await watching
-
-
-def one_feed_config(tmp_path: Path, feed_url: str, rules: Path, more: str = "") -> Path:
-    """alertbot.yaml with one feed `wire`, these rules, a database under state/, and `more`."""
-    config = tmp_path / "alertbot.yaml"
-    config.write_text(
-        f"feeds:\n  - name: wire\n    url: {feed_url}\n    backfill: 10\n"
-        f"paths:\n  rules: {rules}\n  database: state/bot.db\n{more}"
-    )
-    return config
-
-
-class Running:
-    """`alertbot run` in a subprocess, its output collected line by line as it comes."""
-
-    def __init__(self, config: Path, cwd: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--config", str(config)],
-            cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, text: str, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in self.lines):
-            assert self.proc.poll() is None, "".join(self.lines)
-            assert time.monotonic() < deadline, f"never saw {text!r}:\n" + "".join(self.lines)
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=15)
 
 
 def test_editing_rules_under_a_running_bot_changes_what_it_alerts(

@@ -532,8 +532,8 @@ def test_case_sensitive_term_in_a_word_window_counts_only_its_cased_form(tmp_pat
 def test_regex_set_finds_what_one_search_per_regex_finds() -> None:
     """All regex terms are searched as one RE2 set; a rulebook without the set (as when RE2
     cannot build one) searches them one by one, with the same results."""
-    fixture = Path(__file__).parent / "fixtures" / "isw-2024-10-14.txt"
-    book = load_rules(Path(__file__).parents[1] / "rules")
+    fixture = Path(__file__).parents[1] / "fixtures" / "isw-2024-10-14.txt"
+    book = load_rules(Path(__file__).parents[2] / "rules")
     assert book._regex_set is not None
     texts = [fixture.read_text(encoding="utf-8")]
     texts += [e.text for rule in book.rules for e in rule.should_match + rule.should_not_match]

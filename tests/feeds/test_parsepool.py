@@ -13,7 +13,7 @@ from bot.feeds.parse import parse_feed
 from bot.feeds.parsepool import ParsePool, cpu_count, parse_job
 from bot.identity import text_fingerprint
 
-FEEDS = Path(__file__).parent / "fixtures" / "feeds"
+FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
 HEADERS = {"content-type": "application/rss+xml"}
 RSS = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'

@@ -1,0 +1,126 @@
+"""Running alertbot as people do: a config file, a feed body, `alertbot` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from bot.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+KURSK = "Russian sources claim that Russian forces have regained positions in the Kursk region."
+PORT = "Russian drones struck port infrastructure in Odesa overnight, damaging a grain terminal."
+
+
+def rss(*texts: str, start: int = 1) -> bytes:
+    items = "".join(
+        f"<item><title>Report {n}</title><link>https://example.org/r/{n}</link>"
+        f"<guid>urn:r:{n}</guid><pubDate>Mon, 14 Oct 2024 12:{n:02d}:00 GMT</pubDate>"
+        f"<description>{escape(text)}</description></item>"
+        for n, text in enumerate(texts, start=start)
+    )
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+        f"<link>https://example.org/</link>{items}</channel></rss>"
+    ).encode()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ALERTBOT_", "TELEGRAM_"))}  # fmt: skip
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def write_config(path: Path, feeds: dict[str, str], *, interval: str = "1h") -> Path:
+    lines = ["feeds:"]
+    for name, url in feeds.items():
+        lines += [f"  - name: {name}", f"    url: {url}", "    backfill: 20"]
+    lines += [
+        "defaults:",
+        f"  interval: {interval}",
+        "  timeout: 3s",
+        "paths:",
+        f"  rules: {ROOT / 'rules'}",
+        "  database: state/test.db",
+    ]
+    config = path / "alertbot.yaml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def alertbot(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for(condition, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll a condition of another process (no fixed sleeps: returns as soon as it holds)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            out, err = proc.communicate(timeout=10)
+            raise AssertionError(f"condition not met; process said:\n{out}\n{err}")
+        time.sleep(0.05)
+
+
+def db_rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    if not path.exists():
+        return []
+    with Store(path) as store:
+        return store.db.execute(sql).fetchall()
+
+
+def one_feed_config(tmp_path: Path, feed_url: str, rules: Path, more: str = "") -> Path:
+    """alertbot.yaml with one feed `wire`, these rules, a database under state/, and `more`."""
+    config = tmp_path / "alertbot.yaml"
+    config.write_text(
+        f"feeds:\n  - name: wire\n    url: {feed_url}\n    backfill: 10\n"
+        f"paths:\n  rules: {rules}\n  database: state/bot.db\n{more}"
+    )
+    return config
+
+
+class Running:
+    """`alertbot run` in a subprocess, its output collected line by line as it comes."""
+
+    def __init__(self, config: Path, cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--config", str(config)],
+            cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.lines):
+            assert self.proc.poll() is None, "".join(self.lines)
+            assert time.monotonic() < deadline, f"never saw {text!r}:\n" + "".join(self.lines)
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=15)

@@ -95,7 +95,9 @@ async def run_with_telegram(
     from bot.telegram.deliver import Deliverer
     from bot.telegram.handlers import BotOptions
 
-    options = BotOptions(settings.admin_ids, settings.access, reloader=reloader)
+    options = BotOptions(
+        settings.admin_ids, settings.access, reloader=reloader, feeds=tuple(settings.feeds)
+    )
     app = build_application(
         settings.telegram_token or "", poller.store, poller.rulebook, options,
         base_url=settings.telegram_api_url,

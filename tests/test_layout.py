@@ -8,7 +8,14 @@ import pytest
 from importgraph import PACKAGE, find_cycle, import_graph, module_name, reachable
 
 # The pure stages: tested without I/O, so they must not reach HTTP, SQLite or Telegram.
-PURE = ["bot.rules", "bot.poll.decide", "bot.telegram.messages", "bot.identity", "bot.models"]
+PURE = [
+    "bot.rules",
+    "bot.poll.decide",
+    "bot.telegram.messages",
+    "bot.identity",
+    "bot.models",
+    "bot.status",
+]
 IO = {"httpx", "httpcore", "sqlite3", "sqlite_utils", "telegram", "trafilatura", "socket"}
 IO_PACKAGES = ("bot.feeds", "bot.store", "bot.telegram.app", "bot.telegram.deliver")
 # bot.rules.reload watches files and swaps rulebooks while the bot runs: the one impure rules module

@@ -6,14 +6,11 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
+from bot import status
 from bot.config import Settings, add_config_option, settings_from_args
 from bot.durations import approximate
 from bot.errors import AlertbotError
-
-if TYPE_CHECKING:
-    from bot.store import FeedState, Store
 
 # A cycle older than this many shortest intervals means the poller is stuck or gone.
 STALE_AFTER_INTERVALS = 3
@@ -89,69 +86,22 @@ def run_status(args: argparse.Namespace, clock: Callable[[], float] = time.time)
         from bot.store import Store
 
         with Store(settings.database) as store:
-            lines = status_lines(store, settings, clock())
+            facts = status.gather(
+                store, clock(), settings.feeds, _topics(settings), str(settings.database)
+            )
     except (AlertbotError, OSError) as exc:
         print(f"alertbot status: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(lines))
+    print("\n".join(status.status_lines(facts)))
     return 0
 
 
-def status_lines(store: Store, settings: Settings, now: float) -> list[str]:
-    """The status report as plain lines (also what Telegram's /status can show)."""
-    lines = [f"database: {settings.database}"]
-    lines += _cycle_lines(store.last_cycle(), now)
-    lines += _feed_lines(store, settings, now)
-    counts = store.outbox_counts()
-    lines.append(
-        "outbox: "
-        + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("pending", "sent", "failed", "cancelled"))
-    )
-    failed = store.outbox_rows("failed")[-5:] if counts.get("failed") else []
-    lines += [f"  failed: row {r.id} to chat {r.chat_id}: {r.last_error}" for r in failed]
-    subscribers = store.subscriber_counts()
-    lines.append("subscribers per topic:" + ("" if subscribers else " none yet"))
-    lines += [f"  {topic}: {n}" for topic, n in sorted(subscribers.items())]
-    return lines
+def _topics(settings: Settings) -> list[str]:
+    """The rule ids, so topics nobody follows show 0; none when the rules do not load."""
+    from bot.rules.files import read_rule_set
 
-
-def _cycle_lines(cycle: dict[str, Any] | None, now: float) -> list[str]:
-    if not cycle or cycle.get("finished") is None:
-        return ["last cycle: none finished yet"]
-    finished, started = float(cycle["finished"]), float(cycle.get("started") or cycle["finished"])
-    stats = cycle.get("stats") or {}
-    detail = ", ".join(f"{k} {v}" for k, v in stats.items() if not isinstance(v, dict | list))
-    took = f" (took {finished - started:.1f}s)"
-    return [
-        f"last cycle: finished {approximate(now - finished)} ago{took}"
-        + (f": {detail}" if detail else "")
-    ]
-
-
-def _feed_lines(store: Store, settings: Settings, now: float) -> list[str]:
-    states = {state.name: state for state in store.feed_health()}
-    lines = [f"feeds: {len(settings.feeds)} configured"]
-    for feed in settings.feeds:
-        lines.append(f"  {feed.name}: {_feed_health(feed.enabled, states.get(feed.name), now)}")
-    return lines
-
-
-def _feed_health(enabled: bool, state: FeedState | None, now: float) -> str:
-    if not enabled:
-        return "disabled in the configuration"
-    if state is None or state.last_fetch is None:
-        return "not fetched yet"
-    if state.disabled:
-        parts = [f"disabled: {state.last_error or 'gone'}"]
-    elif state.error_count:
-        parts = [f"failing ({state.error_count} errors in a row, last: {state.last_error})"]
-    else:
-        parts = ["ok"]
-    if state.last_success:
-        parts.append(f"last success {approximate(now - state.last_success)} ago")
-    else:
-        parts.append("never fetched successfully")
-    if state.next_fetch and not state.disabled:
-        parts.append(f"next fetch in {approximate(max(0.0, state.next_fetch - now))}")
-    parts.append(f"{state.items} item{'' if state.items == 1 else 's'} seen")
-    return ", ".join(parts)
+    try:
+        rules, _problems = read_rule_set(settings.rules_path)
+    except OSError:
+        return []
+    return [rule.id for rule in rules]

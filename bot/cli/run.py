@@ -8,13 +8,12 @@ import re
 import sys
 import time
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
+from bot import status
 from bot.config import Settings, add_config_option, settings_from_args
-from bot.durations import approximate
 from bot.errors import AlertbotError, RuleError
 
 
@@ -103,41 +102,13 @@ def feeds_command(args: argparse.Namespace) -> int:
 
 def feed_report(settings: Settings, now: float) -> list[str]:
     """Each configured feed's health as plain lines."""
-    states = {}
-    if settings.database.exists():
-        from bot.store import Store
+    if not settings.database.exists():
+        unfetched = [status.FeedFacts(f.name, f.url, True, f.enabled, None) for f in settings.feeds]
+        return status.feed_lines(status.StatusFacts(now, None, None, unfetched, {}, [], {}, []))
+    from bot.store import Store
 
-        with Store(settings.database) as store:
-            states = {s.name: s for s in store.feed_health()}
-    lines: list[str] = []
-    for feed in settings.feeds:
-        state = states.get(feed.name)
-        lines.append(f"{feed.name}  {state.url if state else feed.url}")
-        if not feed.enabled:
-            lines.append("  status: disabled in the configuration")
-        if state is None or state.last_fetch is None:
-            lines.append("  status: not fetched yet")
-            continue
-        status = "disabled" if state.disabled else "failing" if state.error_count else "ok"
-        lines.append(f"  status: {status}")
-        lines.append(f"  last success: {_when(state.last_success, now)}")
-        if state.error_count or state.disabled:
-            lines.append(f"  consecutive errors: {state.error_count}")
-        if state.last_error and (state.error_count or state.disabled):
-            lines.append(f"  last error: {state.last_error} ({_when(state.last_error_at, now)})")
-        next_fetch = "never (disabled)" if state.disabled else _when(state.next_fetch, now)
-        lines.append(f"  next fetch: {next_fetch}")
-        lines.append(f"  items seen: {state.items}")
-    return lines or ["no feeds configured"]
-
-
-def _when(moment: float | None, now: float) -> str:
-    if moment is None:
-        return "never"
-    stamp = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    delta = moment - now
-    span = approximate(abs(delta))
-    return f"{stamp} ({'in ' + span if delta > 0 else span + ' ago'})"
+    with Store(settings.database) as store:
+        return status.feed_lines(status.gather(store, now, settings.feeds))
 
 
 # -- OPML ------------------------------------------------------------------------------------

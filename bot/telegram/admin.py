@@ -15,7 +15,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.durations import approximate
+from bot import status
 from bot.telegram.messages import esc, split_lines
 
 log = logging.getLogger(__name__)
@@ -32,59 +32,26 @@ async def _reply_lines(update: Update, lines: list[str]) -> None:
         await update.effective_message.reply_text(part, parse_mode=ParseMode.HTML)
 
 
-def _ago(ts: float | None, now: float) -> str:
-    return f"{approximate(now - ts)} ago" if ts else "never"
+def _facts(context: Context) -> status.StatusFacts:
+    bot_data = context.bot_data
+    topics = [rule.id for rule in bot_data["rulebook"].rules]
+    return status.gather(bot_data["store"], time.time(), bot_data["options"].feeds, topics)
 
 
-def status_lines(store: Any, rulebook: Any, now: float) -> list[str]:
-    """The /status report: feeds' health, last cycle, outbox and subscribers per topic."""
-    feeds = store.feed_health()
-    failing = [f for f in feeds if f.error_count and not f.disabled]
-    disabled = [f for f in feeds if f.disabled]
-    lines = [
-        "<b>Status</b>",
-        f"Feeds: {len(feeds)}, failing {len(failing)}, disabled {len(disabled)}",
-    ]
-    cycle = store.last_cycle()
-    if cycle:
-        finished = cycle.get("finished")
-        lines.append(f"Last poll cycle: finished {_ago(finished, now)}")
-    else:
-        lines.append("Last poll cycle: none yet")
-    counts = store.outbox_counts()
-    lines.append("Outbox: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    failed = [r for r in store.outbox_rows("failed", limit=5)]
-    lines += [f"  ✖ row {r.id} → {r.chat_id}: {esc(r.last_error or '')[:200]}" for r in failed]
-    subs = store.subscriber_counts()
-    lines.append("<b>Subscribers per topic</b>")
-    lines += [f"• <code>{esc(r.id)}</code>: {subs.get(r.id, 0)}" for r in rulebook.rules]
-    return lines
-
-
-async def status(update: Update, context: Context) -> None:
-    """Admins: feeds' health, last cycle, outbox backlog and failures, subscribers per topic."""
+async def status_command(update: Update, context: Context) -> None:
+    """Admins: last cycle, feeds' health, outbox backlog and failures, subscribers per topic."""
     if not _is_admin(update, context):
         await update.effective_message.reply_text("That command is for the bot's admins.")
         return
-    bot_data = context.bot_data
-    await _reply_lines(update, status_lines(bot_data["store"], bot_data["rulebook"], time.time()))
+    await _reply_lines(update, status.status_lines(_facts(context), status.HTML))
 
 
 async def feeds(update: Update, context: Context) -> None:
-    """Admins: every feed with its last success and error."""
+    """Admins: every feed with its address, state, last success and error, next fetch."""
     if not _is_admin(update, context):
         await update.effective_message.reply_text("That command is for the bot's admins.")
         return
-    now, lines = time.time(), ["<b>Feeds</b>"]
-    for f in context.bot_data["store"].feed_health():
-        state = "⛔ disabled" if f.disabled else ("⚠️" if f.error_count else "✅")
-        line = f"{state} <b>{esc(f.name)}</b> ok {_ago(f.last_success, now)}, {f.items} items"
-        if f.error_count:
-            line += f"; {f.error_count} errors, last: {esc((f.last_error or '')[:150])}"
-        lines.append(line)
-    if len(lines) == 1:
-        lines.append("No feeds recorded yet.")
-    await _reply_lines(update, lines)
+    await _reply_lines(update, status.feed_lines(_facts(context), status.HTML))
 
 
 async def reload(update: Update, context: Context) -> None:
@@ -101,7 +68,7 @@ async def reload(update: Update, context: Context) -> None:
 
 
 ADMIN_COMMANDS: dict[str, Callable[[Update, Context], Awaitable[None]]] = {
-    "status": status,
+    "status": status_command,
     "feeds": feeds,
     "reload": reload,
 }

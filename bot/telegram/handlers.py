@@ -25,7 +25,7 @@ from telegram.ext import (
 )
 
 from bot.durations import format_duration
-from bot.models import Item
+from bot.models import Feed, Item
 from bot.rules.reload import Reloader
 from bot.telegram.messages import esc, render_matches
 
@@ -38,6 +38,7 @@ class BotOptions:
     access: str | list[int] = "open"
     rules_path: Path | None = None  # where /reload reads rules when no reloader is given
     reloader: Reloader | None = None  # shared with the file watcher and SIGHUP
+    feeds: tuple[Feed, ...] = ()  # as configured, for /status and /feeds
 
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,224 @@
+"""The bot's state, gathered once, rendered as plain text (CLI) or Telegram HTML (/status, /feeds).
+
+`gather` reads the facts from the store; `status_lines` and `feed_lines` only format them, so
+`alertbot status` and `/status`, `alertbot feeds` and `/feeds` can never tell different stories.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bot.durations import approximate
+from bot.models import Feed
+
+OUTBOX_STATES = ("pending", "sent", "failed", "cancelled")
+
+
+class FeedHealth(Protocol):
+    """What the store knows of one feed (bot.store.FeedState)."""
+
+    name: str
+    url: str
+    last_fetch: float | None
+    last_success: float | None
+    error_count: int
+    last_error: str | None
+    last_error_at: float | None
+    next_fetch: float | None
+    disabled: bool
+    items: int
+
+
+@dataclass(frozen=True)
+class FeedFacts:
+    """One feed as configured (when known) beside what the store recorded of it."""
+
+    name: str
+    url: str
+    configured: bool  # listed in the configuration (False: only the database knows it)
+    enabled: bool
+    state: FeedHealth | None
+
+
+@dataclass(frozen=True)
+class StatusFacts:
+    """Everything the status report shows, read at one moment."""
+
+    now: float
+    database: str | None
+    cycle: dict[str, Any] | None
+    feeds: list[FeedFacts]
+    outbox: dict[str, int]
+    failed: list[Any]  # the latest failed outbox rows (bot.store.OutboxRow)
+    subscribers: dict[str, int]  # rule id -> active subscribers
+    topics: list[str]  # every rule id, so topics nobody follows show 0
+
+
+def gather(
+    store: Any,
+    now: float,
+    feeds: Sequence[Feed] = (),
+    topics: Sequence[str] = (),
+    database: str | None = None,
+) -> StatusFacts:
+    """Read the report's facts from the store; `feeds` are the configured ones, if known."""
+    states = {state.name: state for state in store.feed_health()}
+    facts = [FeedFacts(f.name, f.url, True, f.enabled, states.pop(f.name, None)) for f in feeds]
+    facts += [FeedFacts(s.name, s.url, not feeds, True, s) for s in states.values()]
+    outbox = store.outbox_counts()
+    failed = store.outbox_rows("failed")[-5:] if outbox.get("failed") else []
+    subscribers = store.subscriber_counts()
+    return StatusFacts(
+        now=now,
+        database=database,
+        cycle=store.last_cycle(),
+        feeds=facts,
+        outbox=outbox,
+        failed=failed,
+        subscribers=subscribers,
+        topics=sorted(set(topics) | set(subscribers)),
+    )
+
+
+class Markup:
+    """Plain text: no markup, nothing escaped."""
+
+    def bold(self, text: str) -> str:
+        return text
+
+    def text(self, text: str) -> str:
+        return text
+
+    def heading(self, text: str) -> list[str]:
+        """A report's title line: none in a terminal, where the command already names it."""
+        return []
+
+
+class HtmlMarkup(Markup):
+    """Telegram HTML: bold as <b>, every piece of stored text escaped."""
+
+    def bold(self, text: str) -> str:
+        return f"<b>{html.escape(text, quote=False)}</b>"
+
+    def text(self, text: str) -> str:
+        return html.escape(text, quote=False)
+
+    def heading(self, text: str) -> list[str]:
+        return [self.bold(text)]
+
+
+PLAIN, HTML = Markup(), HtmlMarkup()
+
+
+def status_lines(facts: StatusFacts, markup: Markup = PLAIN) -> list[str]:
+    """The whole report: last cycle, feeds in one line each, outbox, subscribers per topic."""
+    m = markup
+    lines = m.heading("Status")
+    if facts.database:
+        lines.append(f"database: {m.text(facts.database)}")
+    lines.append(_cycle_line(facts.cycle, facts.now))
+    lines.append(_feeds_summary(facts.feeds))
+    lines += [f"  {m.text(f.name)}: {m.text(feed_health(f, facts.now))}" for f in facts.feeds]
+    counts = ", ".join(f"{facts.outbox.get(k, 0)} {k}" for k in OUTBOX_STATES)
+    lines.append(f"outbox: {counts}")
+    lines += [
+        f"  failed: row {r.id} to chat {r.chat_id}: {m.text((r.last_error or '')[:200])}"
+        for r in facts.failed
+    ]
+    lines.append("subscribers per topic:" + ("" if facts.topics else " no topics"))
+    lines += [f"  {m.text(t)}: {facts.subscribers.get(t, 0)}" for t in facts.topics]
+    return lines
+
+
+def _cycle_line(cycle: dict[str, Any] | None, now: float) -> str:
+    if not cycle or cycle.get("finished") is None:
+        return "last cycle: none finished yet"
+    finished = float(cycle["finished"])
+    started = float(cycle.get("started") or finished)
+    stats = cycle.get("stats") or {}
+    detail = ", ".join(f"{k} {v}" for k, v in stats.items() if not isinstance(v, dict | list))
+    took = f" (took {finished - started:.1f}s)"
+    return f"last cycle: finished {approximate(now - finished)} ago{took}" + (
+        f": {detail}" if detail else ""
+    )
+
+
+def _feeds_summary(feeds: list[FeedFacts]) -> str:
+    failing = sum(1 for f in feeds if f.state and f.state.error_count and not f.state.disabled)
+    disabled = sum(1 for f in feeds if not f.enabled or (f.state and f.state.disabled))
+    return f"feeds: {len(feeds)}, failing {failing}, disabled {disabled}"
+
+
+def feed_health(feed: FeedFacts, now: float) -> str:
+    """One feed's health in a line: state, last success, next fetch, items seen."""
+    state = feed.state
+    if not feed.enabled:
+        return "disabled in the configuration"
+    if state is None or state.last_fetch is None:
+        return "not fetched yet" + _next_fetch_part(state, now)
+    if state.disabled:
+        parts = [f"disabled: {state.last_error or 'gone'}"]
+    elif state.error_count:
+        parts = [f"failing ({state.error_count} errors in a row, last: {state.last_error})"]
+    else:
+        parts = ["ok"]
+    if state.last_success:
+        parts.append(f"last success {approximate(now - state.last_success)} ago")
+    else:
+        parts.append("never fetched successfully")
+    if state.next_fetch and not state.disabled:
+        parts.append(f"next fetch in {approximate(max(0.0, state.next_fetch - now))}")
+    parts.append(f"{state.items} item{'' if state.items == 1 else 's'} seen")
+    return ", ".join(parts)
+
+
+def _next_fetch_part(state: FeedHealth | None, now: float) -> str:
+    if state is None or not state.next_fetch:
+        return ": first fetch at the next poll cycle"
+    return f": first fetch {_when(state.next_fetch, now)}"
+
+
+def feed_lines(facts: StatusFacts, markup: Markup = PLAIN) -> list[str]:
+    """Every feed as a block: address, status, last success and error, next fetch, items."""
+    m, now = markup, facts.now
+    lines = m.heading("Feeds")
+    for feed in facts.feeds:
+        state = feed.state
+        lines.append(f"{m.bold(feed.name)}  {m.text(state.url if state else feed.url)}")
+        if not feed.enabled:
+            lines.append("  status: disabled in the configuration")
+        if state is None or state.last_fetch is None:
+            lines.append("  status: not fetched yet")
+            lines.append(f"  next fetch: {_when(state.next_fetch if state else None, now, True)}")
+            continue
+        lines += [f"  {key}: {m.text(value)}" for key, value in _feed_details(state, now)]
+    return lines if facts.feeds else [*lines, "no feeds configured"]
+
+
+def _feed_details(state: FeedHealth, now: float) -> list[tuple[str, str]]:
+    status = "disabled" if state.disabled else "failing" if state.error_count else "ok"
+    details = [("status", status), ("last success", _when(state.last_success, now))]
+    if state.error_count or state.disabled:
+        details.append(("consecutive errors", str(state.error_count)))
+        if state.last_error:
+            details.append(
+                ("last error", f"{state.last_error} ({_when(state.last_error_at, now)})")
+            )
+    next_fetch = "never (disabled)" if state.disabled else _when(state.next_fetch, now, True)
+    details += [("next fetch", next_fetch), ("items seen", str(state.items))]
+    return details
+
+
+def _when(moment: float | None, now: float, upcoming: bool = False) -> str:
+    if moment is None:
+        return "at the next poll cycle" if upcoming else "never"
+    stamp = datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = moment - now
+    if upcoming and delta <= 0:
+        return f"{stamp} (due now)"
+    span = approximate(abs(delta))
+    return f"{stamp} ({'in ' + span if delta > 0 else span + ' ago'})"

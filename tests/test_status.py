@@ -1,0 +1,59 @@
+"""bot.status: one set of facts, the same report in a terminal and in Telegram HTML."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from bot import status
+from bot.models import Feed
+from bot.store import Store
+
+NOW = 1_700_000_000.0
+
+
+def filled(store: Store) -> status.StatusFacts:
+    feeds = [Feed("wire", "http://127.0.0.1:9/a"), Feed("odd <feed>", "http://127.0.0.1:9/b")]
+    store.sync_feeds(feeds)
+    store.record_fetch("wire", next_fetch=NOW + 240)
+    store.record_feed_error("odd <feed>", "HTTP 502 <html>bad & worse</html>", next_fetch=NOW + 60)
+    store.record_cycle(NOW - 63, NOW - 60, {"feeds": 2, "new_items": 0})
+    store.add_subscriber(7)
+    store.subscribe(7, ["kursk"])
+    return status.gather(store, NOW, feeds, ["kursk", "port-strikes"], "state/alertbot.db")
+
+
+def as_plain(lines: list[str]) -> list[str]:
+    return [html.unescape(re.sub(r"</?b>", "", line)) for line in lines]
+
+
+def test_html_and_plain_render_the_same_facts(store: Store) -> None:
+    facts = filled(store)
+    for render in (status.status_lines, status.feed_lines):
+        plain, rich = render(facts), render(facts, status.HTML)
+        assert as_plain(rich)[1:] == plain  # the same lines, after the HTML title
+
+
+def test_html_escapes_stored_text_and_plain_keeps_it(store: Store) -> None:
+    facts = filled(store)
+    rich = "\n".join(status.status_lines(facts, status.HTML))
+    assert "<html>" not in rich and "&lt;html&gt;bad &amp; worse" in rich
+    assert "odd &lt;feed&gt;" in rich
+    assert "HTTP 502 <html>bad & worse</html>" in "\n".join(status.status_lines(facts))
+
+
+def test_status_counts_and_lists_every_topic(store: Store) -> None:
+    lines = status.status_lines(filled(store))
+    assert "feeds: 2, failing 1, disabled 0" in lines
+    assert lines[-3:] == ["subscribers per topic:", "  kursk: 1", "  port-strikes: 0"]
+
+
+def test_a_feed_never_fetched_says_when_it_will_be(store: Store) -> None:
+    feeds = [Feed("new", "http://127.0.0.1:9/n")]
+    store.sync_feeds(feeds)
+    lines = status.feed_lines(status.gather(store, NOW, feeds))
+    assert lines == [
+        "new  http://127.0.0.1:9/n",
+        "  status: not fetched yet",
+        "  next fetch: at the next poll cycle",
+    ]

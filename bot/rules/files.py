@@ -1,4 +1,4 @@
-"""Reading rule files and shared term groups into validated Rules, collecting every problem."""
+"""Reading rule files and shared term groups into validated Rules; loading a whole rule set."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Topic rules: the YAML rule language, its validation (FILE:LINE errors), and loading a rule set.
+"""Topic rules: the YAML rule language (its semantics, explained below), terms and expressions."""
 
 The rule language
 =================

@@ -1,4 +1,4 @@
-"""The command and button handlers people talk to (telegram_app.py builds the Application)."""
+"""The command and button handlers people talk to (telegram/app.py builds the Application)."""
 
 from __future__ import annotations
 

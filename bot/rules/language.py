@@ -1,4 +1,4 @@
-"""Topic rules: the YAML rule language (its semantics, explained below), terms and expressions."""
+"""Topic rules: the YAML rule language (its semantics, explained below), terms and expressions.
 
 The rule language
 =================

@@ -68,3 +68,12 @@ def test_readme_opens_with_the_two_set_up_commands():
     assert len(commands) == 2
     assert "alertbot run --once" in commands[0]
     assert "pytest" in commands[1]
+
+
+def test_every_module_is_in_the_readme_layout():
+    layout = README.split("## How the code is laid out", 1)[1]
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        folder = path.parent.relative_to(ROOT / "bot")
+        named = f"{folder}/" if path.name == "__init__.py" else path.name
+        if str(folder) != "." or path.name != "__init__.py":
+            assert named in layout, f"{path.relative_to(ROOT)} is not in README's layout section"

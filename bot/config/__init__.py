@@ -294,24 +294,21 @@ def _read_token(path: Path, where: str) -> str:
 
 
 def _unreadable(path: Path) -> str:
-    """Why this process may not read a file, and the fix (a Docker secret's differs)."""
+    """Why this process may not read a file, and the fix (for a Docker secret, on the host)."""
     me = os.geteuid()
     try:
         st = path.stat()
         whose = f"it belongs to uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):04o}"
     except OSError:
         whose = "its folder cannot be opened"
-    if path.is_relative_to("/run/secrets"):
-        # Compose bind-mounts a file secret with the host file's owner and mode (its uid, gid
-        # and mode settings only apply to Swarm), so the fix is on the host, not in here
-        fix = (
-            "Docker mounts a secret file with the owner and mode it has on the host, so on the "
-            f"host run `chmod 644 secrets/{path.name}` (the file compose.yaml names) and keep "
-            "it private with `chmod 700 secrets` (README, Deploy with Docker)"
-        )
-    else:
-        fix = f"make it readable by uid {me} (chmod 644 in a folder only you can open, or chown)"
-    return f"permission denied: alertbot runs as uid {me} and {whose}; {fix}"
+    # Compose bind-mounts a file secret with the host file's owner and mode (its uid, gid and
+    # mode options apply to Swarm only): the fix is made on the host, to the file compose names
+    return (
+        f"permission denied: alertbot runs as uid {me} and {whose}; make it readable for uid "
+        f"{me}: `chmod 644` it inside a folder only its owner can open (`chmod 700`). For a "
+        f"Docker secret, do that on the host: `chmod 700 secrets && chmod 644 secrets/{path.name}`"
+        " (README, Deploy with Docker)"
+    )
 
 
 _FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {

@@ -206,8 +206,10 @@ def test_dockerignore_keeps_out(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "README.md", "bot/cli/__init__.py", "bot/example/feed.xml", "rules"]
-)
+    "path",
+    ["pyproject.toml", "requirements.lock", "README.md", "bot/cli/__init__.py",
+     "bot/example/feed.xml", "rules"],
+)  # fmt: skip
 def test_dockerignore_keeps_in(path: str) -> None:
     assert not ignored(path)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,13 +90,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ) -> Settings:
     """Read the configuration file (or the bundled example when there is none), then the env."""
-    if path is None and env.get("ALERTBOT_CONFIG"):
-        path = Path(env["ALERTBOT_CONFIG"])
-    if path is None and Path(DEFAULT_CONFIG_NAME).is_file():
-        path = Path(DEFAULT_CONFIG_NAME)
-    values = _read_file(path.expanduser().resolve()) if path is not None else _example_values()
+    path, named_by = _config_path(path, env)
+    values = _read_file(path, named_by) if path is not None else _example_values()
     _apply_env(values, env)
     return Settings(**values)
+
+
+def _config_path(path: Path | None, env: Mapping[str, str]) -> tuple[Path | None, str]:
+    """The file to read and what named it (--config, ALERTBOT_CONFIG, ./alertbot.yaml); None: the
+    bundled example."""
+    if path is not None:
+        return path.expanduser().resolve(), "--config"
+    if env.get("ALERTBOT_CONFIG", "").strip():
+        return Path(env["ALERTBOT_CONFIG"]).expanduser().resolve(), "ALERTBOT_CONFIG"
+    default = Path(DEFAULT_CONFIG_NAME)
+    # Anything at ./alertbot.yaml was meant to be read: a folder (what Docker mounts when the host
+    # file is missing) or a dangling link must stop alertbot, never quietly run the example.
+    if default.exists() or default.is_symlink():
+        return default.resolve(), f"./{DEFAULT_CONFIG_NAME}"
+    return None, ""
 
 
 def _example_values() -> dict[str, Any]:
@@ -112,18 +125,19 @@ def _example_values() -> dict[str, Any]:
     }
 
 
-def _read_file(path: Path) -> dict[str, Any]:
-    if path.is_dir():
-        raise ConfigError(
-            f"{path}: is a folder, not a configuration file (Docker creates a folder when the "
-            "file to mount is missing); copy alertbot.example.yaml to that name"
-        )
+def _read_file(path: Path, named_by: str = "--config") -> dict[str, Any]:
+    if path.exists() and not path.is_file():
+        raise ConfigError(_not_a_file(path, named_by))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        instead = {
+            "--config": "run without --config",
+            "ALERTBOT_CONFIG": "unset ALERTBOT_CONFIG",
+        }.get(named_by, f"remove the link {named_by}")
         raise ConfigError(
             f"{path}: configuration file not found; copy alertbot.example.yaml there, "
-            "or run without --config to use the bundled example"
+            f"or {instead} to use the bundled example"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the configuration file: {exc}") from None
@@ -135,6 +149,20 @@ def _read_file(path: Path) -> dict[str, Any]:
             f"{path}:{line}: YAML syntax error: {exc.problem}; check indentation and quoting"
         ) from None
     return _Reader(path).settings(root)
+
+
+def _not_a_file(path: Path, named_by: str) -> str:
+    """Why a path that exists cannot be the configuration, and what to do about it."""
+    if path.is_dir():
+        return (
+            f"{path}: is a folder, not a configuration file (named by {named_by}); Docker mounts "
+            "an empty folder when the file to mount is missing on the host: remove the folder "
+            "(rmdir) and copy alertbot.example.yaml to that name"
+        )
+    return (
+        f"{path}: is not a regular file (named by {named_by}); name a YAML configuration file, "
+        "e.g. a copy of alertbot.example.yaml"
+    )
 
 
 class _Reader:
@@ -254,12 +282,33 @@ def _read_token(path: Path, where: str) -> str:
     """The token file's content; errors name the file, never its content."""
     try:
         token = path.read_text(encoding="utf-8").strip()
+    except PermissionError:
+        reason = _unreadable(path)
+        raise ConfigError(f"{where}cannot read the token file {path}: {reason}") from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "unreadable"
         raise ConfigError(f"{where}cannot read the token file {path}: {reason}") from None
     if not token:
         raise ConfigError(f"{where}the token file {path} is empty; put the bot token in it")
     return token
+
+
+def _unreadable(path: Path) -> str:
+    """Why this process may not read a file, and the fix (for a Docker secret, on the host)."""
+    me = os.geteuid()
+    try:
+        st = path.stat()
+        whose = f"it belongs to uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):04o}"
+    except OSError:
+        whose = "its folder cannot be opened"
+    # Compose bind-mounts a file secret with the host file's owner and mode (its uid, gid and
+    # mode options apply to Swarm only): the fix is made on the host, to the file compose names
+    return (
+        f"permission denied: alertbot runs as uid {me} and {whose}; make it readable for uid "
+        f"{me}: `chmod 644` it inside a folder only its owner can open (`chmod 700`). For a "
+        f"Docker secret, do that on the host: `chmod 700 secrets && chmod 644 secrets/{path.name}`"
+        " (README, Deploy with Docker)"
+    )
 
 
 _FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {

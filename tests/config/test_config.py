@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -376,6 +377,47 @@ def test_config_file_not_found(tmp_path: Path) -> None:
 def test_config_path_is_a_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a folder, not a configuration file"):
         load_settings(tmp_path, {})
+
+
+@pytest.mark.parametrize("named_by", ["--config", "ALERTBOT_CONFIG", "./alertbot.yaml"])
+@pytest.mark.parametrize("kind", ["folder", "fifo", "dangling link"])
+def test_a_config_path_that_is_not_a_file_is_an_error_wherever_it_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named_by: str, kind: str
+) -> None:
+    """Never the bundled example instead (Docker mounts an empty folder for a missing file);
+    a FIFO is refused before it is opened, so nothing hangs."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "alertbot.yaml"
+    if kind == "folder":
+        config.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(config)
+    else:
+        config.symlink_to(tmp_path / "gone.yaml")
+    path = config if named_by == "--config" else None
+    env = {"ALERTBOT_CONFIG": str(config)} if named_by == "ALERTBOT_CONFIG" else {}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env)
+    message = str(caught.value)
+    shown = tmp_path / "gone.yaml" if kind == "dangling link" else config
+    assert message.startswith(f"{shown}: ")
+    expected = {
+        "folder": f"is a folder, not a configuration file (named by {named_by}); Docker mounts",
+        "fifo": f"is not a regular file (named by {named_by}); name a YAML configuration file",
+        "dangling link": "configuration file not found; copy alertbot.example.yaml there, or "
+        + {"--config": "run without --config", "ALERTBOT_CONFIG": "unset ALERTBOT_CONFIG",
+           "./alertbot.yaml": "remove the link ./alertbot.yaml"}[named_by]
+        + " to use the bundled example",
+    }[kind]  # fmt: skip
+    assert expected in message
+
+
+def test_no_config_anywhere_runs_the_bundled_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None, {"ALERTBOT_CONFIG": ""})
+    assert settings.config_path is None and settings.feeds[0].url == EXAMPLE_FEED.as_uri()
 
 
 def test_empty_feed_name(tmp_path: Path) -> None:

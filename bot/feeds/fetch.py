@@ -8,8 +8,9 @@
 Every failure is a `FeedError` whose message a person can act on; `FeedThrottled` carries the
 delay the server asked for, `FeedGone` means the feed was removed. The total timeout starts when
 the request gets its connection slot, so time spent queueing behind other feeds on the same host
-does not count against a feed. gzip and deflate bodies are decoded by httpx (brotli and zstd
-too, when their packages happen to be installed); the size cap applies to the decoded bytes.
+does not count against a feed. gzip and deflate bodies (in any number of layers up to three)
+are decoded here, not by httpx, with the size cap applied while decoding (bot.feeds.decode): a
+compression bomb stops at the cap instead of filling memory.
 Parsing is CPU work: callers run it with `asyncio.to_thread`, never on the event loop.
 """
 
@@ -35,6 +36,7 @@ import httpx
 
 from bot import __version__
 from bot.errors import FeedError, FeedGone, FeedThrottled
+from bot.feeds.decode import ACCEPT_ENCODING, BodyDecoder, DecodeFailed, TooLarge
 from bot.feeds.hostpools import HostPools
 
 USER_AGENT = f"alertbot/{__version__} (+https://github.com/alertbot/alertbot)"
@@ -98,7 +100,11 @@ class Fetcher:
         self._pools = HostPools(
             per_host,
             max_hosts=POOLED_HOSTS,
-            headers={"User-Agent": user_agent or USER_AGENT, "Accept": ACCEPT},
+            headers={
+                "User-Agent": user_agent or USER_AGENT,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,  # what BodyDecoder decodes with a bound
+            },
             timeout=httpx.Timeout(
                 timeout, connect=min(connect_timeout, timeout), read=min(read_timeout, timeout)
             ),
@@ -210,12 +216,17 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise too_big(url, self.max_bytes)
-        body = bytearray()
-        async for chunk in response.aiter_bytes():  # decompressed: a gzip bomb hits the cap too
-            body += chunk
-            if len(body) > self.max_bytes:
-                raise too_big(url, self.max_bytes)
-        return bytes(body)
+        encoding = response.headers.get("content-encoding", "")
+        try:
+            body = BodyDecoder(encoding, self.max_bytes)
+            # raw: httpx would inflate each network chunk whole, with no limit
+            async for chunk in response.aiter_raw():
+                body.feed(chunk)
+            return body.finish()
+        except TooLarge:
+            raise too_big(url, self.max_bytes, decoded=body.encodings) from None
+        except DecodeFailed as exc:
+            raise FeedError(f"{url}: the server sent a corrupt compressed body: {exc}") from None
 
 
 def _result(response: httpx.Response, body: bytes | None) -> FetchResult:
@@ -266,10 +277,14 @@ def status_error(response: httpx.Response, now: datetime) -> FeedError:
     return FeedError(f"{said}: {hint}", status=status)
 
 
-def too_big(url: str, max_bytes: int) -> FeedError:
+def too_big(url: str, max_bytes: int, decoded: str = "") -> FeedError:
     cap = f"{max_bytes / 1e6:g} MB" if max_bytes >= 1e6 else f"{max_bytes} bytes"
+    if decoded:  # a compression bomb, most likely: stopped at the cap, nothing more kept
+        cap += f" size cap once decompressed (Content-Encoding: {decoded})"
+    else:
+        cap += " size cap"
     return FeedError(
-        f"{url}: the feed is larger than the {cap} size cap; if it really is that big, "
+        f"{url}: the feed is larger than the {cap}; if it really is that big, "
         f"raise `max_bytes` (now {max_bytes}) in the configuration"
     )
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from feedserver import FeedServer
+from feedserver import FeedServer, running
 from pollenv import Clock, Env, polling
 
+from bot.identity import normalize_link
 from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
 from bot.store import Store
@@ -59,3 +60,73 @@ async def test_invisible_characters_neither_hide_a_match_nor_reach_the_reader(
     assert alert.item.text == "Ukrainian troops advanced in Kursk Oblast on Tuesday."
     shown = [s.text for m in alert.matches for s in m.snippets]
     assert shown and all(not set(s) & set(HIDDEN + BIDI) for s in shown)
+
+
+# -- links to internal addresses (server-side request forgery) --------------------------------
+
+SECRET_PAGE = (
+    b"<!doctype html><html><head><title>Admin</title></head><body><article>"
+    b"<p>Internal dashboard of the intranet, token hunter2, for staff eyes only today.</p>"
+    b"<p>Russian sources claim that Russian forces have regained positions in the Kursk region.</p>"
+    b"</article></body></html>"
+)
+TEASER = "The regional administration published its weekly summary on Thursday…"
+
+
+@pytest.fixture
+def other_site() -> Iterator[FeedServer]:
+    """A site on 127.0.0.2: the range the operator allowed in these tests."""
+    with running("127.0.0.2") as server:
+        yield server
+
+
+def hostile_feed(server: FeedServer, other: FeedServer) -> None:
+    server.route("/secret", headers={"Content-Type": "text/html"}, body=SECRET_PAGE)
+    other.redirect("/story", server.url("/secret"), status=302)
+    server.route("/f", body=rss(
+        ("Direct", server.url("/secret"), TEASER),
+        ("Redirected", other.url("/story"), TEASER),
+    ))  # fmt: skip
+
+
+@pytest.mark.parametrize("allowed", [(), ("127.0.0.2/32",)])
+async def test_article_links_to_internal_addresses_are_not_fetched_stored_or_sent(
+    store: Store,
+    clock: Clock,
+    feed_server: FeedServer,
+    other_site: FeedServer,
+    rulebook: Rulebook,
+    allowed: tuple[str, ...],
+) -> None:
+    hostile_feed(feed_server, other_site)
+    async with polling(
+        store, clock, feed_server, rulebook, full_text=True, allow_addresses=allowed
+    ) as env:
+        stats = await env.cycle(env.feed("f", "/f", backfill=5, full_text="always"))
+    assert stats.failed == 0  # the feed itself, on loopback, is the operator's: fetched
+    assert env.alerts == []  # the page's Kursk sentence was never read
+    assert feed_server.requests_for("/secret") == []
+    assert len(other_site.requests_for("/story")) == (1 if allowed else 0)
+    for link in (feed_server.url("/secret"), other_site.url("/story")):
+        row = store.article(normalize_link(link))
+        assert row is not None and row.text is None
+        assert "loopback" in (row.last_error or "")
+    with store.db.conn:  # nothing of the page anywhere in the database
+        dump = "\n".join(store.db.conn.iterdump())
+    assert "hunter2" not in dump
+
+
+async def test_article_links_in_a_range_the_operator_allowed_are_fetched(
+    store: Store, clock: Clock, feed_server: FeedServer, other_site: FeedServer, rulebook: Rulebook
+) -> None:
+    hostile_feed(feed_server, other_site)
+    async with polling(
+        store, clock, feed_server, rulebook, full_text=True, allow_addresses=("127.0.0.0/8",)
+    ) as env:
+        await env.cycle(env.feed("f", "/f", backfill=5, full_text="always"))
+    assert [a.item.title for a in env.alerts] == ["Direct", "Redirected"]
+    assert len(feed_server.requests_for("/secret")) == 2
+    for alert in env.alerts:
+        assert [s.text for m in alert.matches for s in m.snippets] == [
+            "Russian sources claim that Russian forces have regained positions in the Kursk region."
+        ]

@@ -106,6 +106,7 @@ def _parse_groups(data: Any, source: Source, folder: Path) -> Groups:
     groups: Groups = {}
     for name, value in data.items():
         line = data.key_lines.get(name, 1) if isinstance(data, LocatedDict) else 1
+        known = len(source.problems)
         if isinstance(value, str):
             groups[name] = _read_term_file(folder / value, source, line)
         elif isinstance(value, list):
@@ -113,7 +114,7 @@ def _parse_groups(data: Any, source: Source, folder: Path) -> Groups:
         else:
             source.problem(line, f"group '{name}' must be a list of terms or a .txt file name")
             continue
-        if not groups[name]:
+        if not groups[name] and len(source.problems) == known:  # else why was said already
             source.problem(line, f"group '{name}' is empty: add terms or remove it")
     return groups
 

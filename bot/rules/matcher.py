@@ -182,7 +182,6 @@ class Rulebook:
 
     def match(self, item: Item) -> list[Match]:
         """Every rule that fires on `item`, in rule order, with windows, terms and snippets."""
-        # snippets are cut from these texts: without invisible characters, as the match saw them
         title, text = strip_invisible(item.title or ""), strip_invisible(item.text or "")
         fields = {"title": title, "content": text}
         scans = {name: self._scan_field(text) for name, text in fields.items()}

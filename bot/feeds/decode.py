@@ -39,7 +39,8 @@ class _Inflate:
     def __init__(self, encoding: str) -> None:
         self.gzip = encoding in ("gzip", "x-gzip")
         self._z = self._new()
-        self._started = False  # whether a deflate layer has chosen zlib or raw
+        self._head = b""  # deflate: the first bytes, until they tell zlib from raw deflate
+        self._chosen = self.gzip
         self._done = False
 
     def _new(self, raw: bool = False) -> zlib._Decompress:
@@ -47,34 +48,37 @@ class _Inflate:
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
         return zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        if not self._started and data and not self.gzip:
-            self._started = True
-            if not _looks_like_zlib(data):  # "deflate" often means a raw deflate stream
+    def feed(self, data: bytes, *, final: bool = False) -> Iterator[bytes]:
+        if not self._chosen:
+            self._head += data
+            if len(self._head) < 2 and not final:
+                return
+            data, self._head, self._chosen = self._head, b"", True
+            if data and not _looks_like_zlib(data):  # "deflate" often means raw deflate
                 self._z = self._new(raw=True)
         while not self._done:
-            out = self._z.decompress(data, PIECE)
-            if out:
-                yield out
             if self._z.eof:
-                data = self._z.unused_data
-                if not (self.gzip and data.startswith(_GZIP_MAGIC)):
+                if not data:
+                    return  # a next gzip member, if any, is in a later chunk
+                if not (self.gzip and _GZIP_MAGIC.startswith(data[:2])):
                     self._done = True  # trailing bytes after the stream are ignored, as httpx does
                     return
                 self._z = self._new()  # the next gzip member
-                continue
-            data = self._z.unconsumed_tail
-            if not data and len(out) < PIECE:  # all input taken and nothing left pending
-                return
+            out = self._z.decompress(data, PIECE)
+            if out:
+                yield out
+            data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
+            if not self._z.eof and not data and len(out) < PIECE:
+                return  # all input taken and nothing pending
 
     def finish(self) -> Iterator[bytes]:
         # what zlib still holds; a body cut short is decoded as far as it goes (as httpx and
         # browsers do): HTTP's own framing already tells a truncated answer
-        yield from self.feed(b"")
+        yield from self.feed(b"", final=True)
 
 
 def _looks_like_zlib(data: bytes) -> bool:
-    return len(data) < 2 or (data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0)
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
 
 class BodyDecoder:

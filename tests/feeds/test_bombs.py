@@ -16,6 +16,7 @@ import pytest
 from feedserver import FeedServer
 
 from bot.errors import FeedError, FullTextError
+from bot.feeds.decode import BodyDecoder
 from bot.feeds.fetch import Fetcher
 from bot.feeds.fulltext import fetch_article
 
@@ -155,3 +156,25 @@ def test_memory_stays_bounded_for_a_layered_bomb(feed_server: FeedServer) -> Non
     seen = json.loads(result.stdout)
     assert "once decompressed" in seen["error"]
     assert seen["peak"] - seen["usual"] < 50, seen  # MB; httpx alone went to 3.1 GB
+
+
+@pytest.mark.parametrize(
+    "encodings, body",
+    [
+        ("gzip", gzip.compress(RSS[:500]) + gzip.compress(RSS[500:]) + gzip.compress(b"")),
+        ("deflate", zlib.compress(RSS)),
+        ("deflate", zlib.compress(RSS)[2:-4]),
+        ("gzip, deflate", zlib.compress(gzip.compress(RSS))),
+    ],
+)
+def test_decoding_does_not_depend_on_where_the_network_cuts_the_body(
+    encodings: str, body: bytes
+) -> None:
+    """Every split into two network chunks, and one byte at a time, decode alike."""
+    splits = [[body[:n], body[n:]] for n in range(len(body) + 1)]
+    splits.append([body[n : n + 1] for n in range(len(body))])
+    for chunks in splits:
+        decoder = BodyDecoder(encodings, 10_000_000)
+        for chunk in chunks:
+            decoder.feed(chunk)
+        assert decoder.finish() == RSS

@@ -70,6 +70,8 @@ def snapshot(path: Path) -> Snapshot:
         entries = sorted(path.rglob("*")) if path.is_dir() else [path]
     except OSError:
         return ()
+    # hidden names are not read as rules (editors' lock files): their coming and going is no change
+    entries = [e for e in entries if not e.name.startswith(".")]
     out = []
     for entry in entries:
         try:

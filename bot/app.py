@@ -49,7 +49,10 @@ async def run(
     with Store(settings.database, clock=clock) as store, ParsePool() as parser:
         store.acquire_run_lock()
         async with Fetcher(
-            user_agent=settings.user_agent, max_bytes=settings.max_bytes, timeout=settings.timeout
+            user_agent=settings.user_agent,
+            max_bytes=settings.max_bytes,
+            timeout=settings.timeout,
+            allow_addresses=settings.allow_addresses,
         ) as fetcher:
             articles = ArticleSource(store, fetcher, clock=clock)  # full text for teasers
             poller = Poller(

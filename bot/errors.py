@@ -26,13 +26,16 @@ class ConfigError(AlertbotError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem in one rule file, printed as ``FILE:LINE: message``."""
+    """One problem in one rule file, printed as ``FILE:LINE: message`` (``FILE: message`` when
+    `line` is 0: the problem is the file itself)."""
 
     path: str
     line: int
     message: str
 
     def __str__(self) -> str:
+        if self.line <= 0:  # about the whole file (not a regular file, too large, ...)
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}: {self.message}"
 
 

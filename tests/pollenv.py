@@ -17,6 +17,7 @@ from bot.poll.cycle import CycleStats, Poller
 from bot.rules.matcher import Rulebook
 from bot.store import Store
 
+LOOPBACK = ("127.0.0.0/8", "::1")
 START = 1_728_900_000.0  # 2024-10-14, the day of the fixture report
 
 
@@ -61,11 +62,15 @@ async def polling(
     rulebook: Rulebook,
     *,
     full_text: bool = False,
+    allow_addresses: tuple[str, ...] = LOOPBACK,
     **env_options: Any,
 ) -> AsyncIterator[Env]:
-    """An Env whose poller emits into `alerts`; `full_text` gives it an ArticleSource."""
+    """An Env whose poller emits into `alerts`; `full_text` gives it an ArticleSource.
+
+    Article links may reach `allow_addresses`: by default loopback, where the test servers
+    are, as an operator allows an internal site (`full_text.allow_addresses`)."""
     alerts: list[Alert] = []
-    async with Fetcher(timeout=1.0) as fetcher:
+    async with Fetcher(timeout=1.0, allow_addresses=allow_addresses) as fetcher:
         articles = ArticleSource(store, fetcher, clock=clock, concurrency=4) if full_text else None
         poller = Poller(store, fetcher, rulebook, clock=clock, emit=alerts.append,
                         articles=articles, rng=random.Random(1))  # fmt: skip

@@ -25,6 +25,7 @@ from bot.config.values import (
     _headers,
     _integer,
     _kind,
+    _networks,
     _path,
     _string,
     _url,
@@ -55,6 +56,7 @@ class Settings:
     user_agent: str | None = None
     max_bytes: int = 10_000_000
     timeout: float = 30.0
+    allow_addresses: tuple[str, ...] = ()  # internal ranges article links may reach
     prune_after: float = 30 * 86400.0
     log_format: str = "plain"  # plain | json
     log_level: str = "INFO"
@@ -183,7 +185,7 @@ class _Reader:
         top = self.mapping(root, "", _SECTIONS)
         values: dict[str, Any] = {"config_path": self.path}
         token_where = ""
-        for section in ("defaults", "paths", "telegram", "logging", "metrics", "store"):
+        for section in _FIELDS:
             if section in top:
                 keys = self.mapping(top[section][1], section, _SECTIONS[section])
                 for key, (key_node, node) in keys.items():
@@ -332,6 +334,7 @@ _FIELDS: dict[str, dict[str, tuple[str, Convert]]] = {
     },
     "metrics": {"port": ("metrics_port", _integer(1, 65535, optional=True))},
     "store": {"prune_after": ("prune_after", _duration(positive=True))},
+    "full_text": {"allow_addresses": ("allow_addresses", _networks)},
 }
 _SECTIONS: dict[str, Any] = {"feeds": None, **_FIELDS}
 _FEED_FIELDS: dict[str, Convert] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -154,6 +155,24 @@ def _access(r: _Reader, node: yaml.Node, key: str) -> str | list[int]:
     if isinstance(node, yaml.SequenceNode):
         return _id_list(r, node, key)
     raise r.error(node, key, f"expected 'open' or a list of chat ids, got {_kind(node)}")
+
+
+def _networks(r: _Reader, node: yaml.Node, key: str) -> tuple[str, ...]:
+    """Address ranges (10.0.0.0/8, fd00::/8) or single addresses, each checked."""
+    if isinstance(node, yaml.ScalarNode) and r.scalar(node) is None:
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        raise r.error(node, key, f"expected a list of address ranges, got {_kind(node)}")
+    out = []
+    for item in node.value:
+        raw = r.scalar(item)
+        try:
+            out.append(str(ipaddress.ip_network(str(raw), strict=False)))
+        except ValueError:
+            raise r.error(
+                item, key, f"{raw!r} is not an address range; write e.g. 10.0.0.0/8 or fd00::/8"
+            ) from None
+    return tuple(out)
 
 
 def _headers(r: _Reader, node: yaml.Node, key: str) -> dict[str, str]:

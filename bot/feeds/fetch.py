@@ -8,8 +8,9 @@
 Every failure is a `FeedError` whose message a person can act on; `FeedThrottled` carries the
 delay the server asked for, `FeedGone` means the feed was removed. The total timeout starts when
 the request gets its connection slot, so time spent queueing behind other feeds on the same host
-does not count against a feed. gzip and deflate bodies are decoded by httpx (brotli and zstd
-too, when their packages happen to be installed); the size cap applies to the decoded bytes.
+does not count against a feed. gzip and deflate bodies (in any number of layers up to three)
+are decoded here, not by httpx, with the size cap applied while decoding (bot.feeds.decode): a
+compression bomb stops at the cap instead of filling memory.
 Parsing is CPU work: callers run it with `asyncio.to_thread`, never on the event loop.
 """
 
@@ -35,6 +36,8 @@ import httpx
 
 from bot import __version__
 from bot.errors import FeedError, FeedGone, FeedThrottled
+from bot.feeds.decode import ACCEPT_ENCODING, BodyDecoder, DecodeFailed, TooLarge
+from bot.feeds.guard import AddressPolicy, guard
 from bot.feeds.hostpools import HostPools
 
 USER_AGENT = f"alertbot/{__version__} (+https://github.com/alertbot/alertbot)"
@@ -89,21 +92,30 @@ class Fetcher:
         *,
         connect_timeout: float = 10.0,
         read_timeout: float = 20.0,
+        allow_addresses: tuple[str, ...] = (),
     ) -> None:
         self.max_bytes = max_bytes
+        self.policy = AddressPolicy.allowing(allow_addresses)  # for links from feed content
         self.timeout = timeout
         self.per_host = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
         self._slots = asyncio.Semaphore(max_connections)
-        self._pools = HostPools(
-            per_host,
+        options = dict(
             max_hosts=POOLED_HOSTS,
-            headers={"User-Agent": user_agent or USER_AGENT, "Accept": ACCEPT},
+            headers={
+                "User-Agent": user_agent or USER_AGENT,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,  # what BodyDecoder decodes with a bound
+            },
             timeout=httpx.Timeout(
                 timeout, connect=min(connect_timeout, timeout), read=min(read_timeout, timeout)
             ),
             follow_redirects=False,  # followed by hand, to see which hops are permanent
         )
+        self._pools = HostPools(per_host, **options)  # type: ignore[arg-type]
+        # untrusted links get pools of their own: each of their connections was checked when
+        # it was opened, and none can be one a configured feed opened to an internal host
+        self._untrusted_pools = HostPools(per_host, **options)  # type: ignore[arg-type]
 
     async def __aenter__(self) -> Fetcher:
         return self
@@ -113,6 +125,7 @@ class Fetcher:
 
     async def aclose(self) -> None:
         await self._pools.aclose()
+        await self._untrusted_pools.aclose()
 
     async def fetch(
         self,
@@ -121,10 +134,18 @@ class Fetcher:
         etag: str | None = None,
         last_modified: str | None = None,
         headers: dict[str, str] | None = None,
+        untrusted: bool = False,
     ) -> FetchResult:
-        """Fetch one feed; raises FeedError (FeedThrottled, FeedGone) on any failure."""
+        """Fetch one feed; raises FeedError (FeedThrottled, FeedGone) on any failure.
+
+        `untrusted`: the address came from feed content (an article link), so it and every
+        redirect are refused on internal addresses (bot.feeds.guard) and file:// is refused.
+        """
         started = time.monotonic()
-        if urlsplit(url).scheme.lower() == "file":
+        scheme = urlsplit(url).scheme.lower()
+        if untrusted and scheme not in ("http", "https"):
+            raise FeedError(f"{url}: not a web address; only http(s) links are followed")
+        if scheme == "file":
             result = await asyncio.to_thread(read_file, url, self.max_bytes, etag)
         else:
             request_headers = dict(headers or {})
@@ -132,17 +153,17 @@ class Fetcher:
                 request_headers["If-None-Match"] = etag
             if last_modified:
                 request_headers["If-Modified-Since"] = last_modified
-            result = await self._fetch_http(url, request_headers)
+            result = await self._fetch_http(url, request_headers, untrusted)
         if result.status == 304:
             result.etag = result.etag or etag
             result.last_modified = result.last_modified or last_modified
         result.elapsed = time.monotonic() - started
         return result
 
-    async def _fetch_http(self, url: str, headers: dict[str, str]) -> FetchResult:
+    async def _fetch_http(self, url: str, headers: dict[str, str], untrusted: bool) -> FetchResult:
         try:
             async with asyncio.timeout(None) as budget:
-                return await self._follow(url, headers, budget)
+                return await self._follow(url, headers, budget, untrusted)
         except TimeoutError:
             raise FeedError(
                 f"{url}: no complete answer within {self.timeout:g} s; the server is too slow "
@@ -152,13 +173,13 @@ class Fetcher:
             raise FeedError(describe_network_error(exc, url)) from exc
 
     async def _follow(
-        self, url: str, headers: dict[str, str], budget: asyncio.Timeout
+        self, url: str, headers: dict[str, str], budget: asyncio.Timeout, untrusted: bool
     ) -> FetchResult:
         chain = [url]
         permanent: str | None = None
         all_permanent = True  # a permanent hop counts only after permanent hops
         for _ in range(MAX_REDIRECTS + 1):
-            outcome = await self._hop(chain[-1], headers, budget)
+            outcome = await self._hop(chain[-1], headers, budget, untrusted)
             if isinstance(outcome, FetchResult):
                 outcome.permanent_redirect = permanent
                 return outcome
@@ -175,11 +196,14 @@ class Fetcher:
         )
 
     async def _hop(
-        self, url: str, headers: dict[str, str], budget: asyncio.Timeout
+        self, url: str, headers: dict[str, str], budget: asyncio.Timeout, untrusted: bool
     ) -> FetchResult | _Redirect:
+        pools, extensions = self._pools, None
+        if untrusted:  # every hop is checked on the address it connects to
+            pools, extensions = self._untrusted_pools, {"trace": guard(self.policy, url)}
         async with (
             self._slot(url, budget),
-            self._pools.stream("GET", url, headers=headers) as response,
+            pools.stream("GET", url, headers=headers, extensions=extensions) as response,
         ):
             return await self._handle(response)
 
@@ -210,12 +234,17 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise too_big(url, self.max_bytes)
-        body = bytearray()
-        async for chunk in response.aiter_bytes():  # decompressed: a gzip bomb hits the cap too
-            body += chunk
-            if len(body) > self.max_bytes:
-                raise too_big(url, self.max_bytes)
-        return bytes(body)
+        encoding = response.headers.get("content-encoding", "")
+        try:
+            body = BodyDecoder(encoding, self.max_bytes)
+            # raw: httpx would inflate each network chunk whole, with no limit
+            async for chunk in response.aiter_raw():
+                body.feed(chunk)
+            return body.finish()
+        except TooLarge:
+            raise too_big(url, self.max_bytes, decoded=body.encodings) from None
+        except DecodeFailed as exc:
+            raise FeedError(f"{url}: the server sent a corrupt compressed body: {exc}") from None
 
 
 def _result(response: httpx.Response, body: bytes | None) -> FetchResult:
@@ -266,10 +295,14 @@ def status_error(response: httpx.Response, now: datetime) -> FeedError:
     return FeedError(f"{said}: {hint}", status=status)
 
 
-def too_big(url: str, max_bytes: int) -> FeedError:
+def too_big(url: str, max_bytes: int, decoded: str = "") -> FeedError:
     cap = f"{max_bytes / 1e6:g} MB" if max_bytes >= 1e6 else f"{max_bytes} bytes"
+    if decoded:  # a compression bomb, most likely: stopped at the cap, nothing more kept
+        cap += f" size cap once decompressed (Content-Encoding: {decoded})"
+    else:
+        cap += " size cap"
     return FeedError(
-        f"{url}: the feed is larger than the {cap} size cap; if it really is that big, "
+        f"{url}: the feed is larger than the {cap}; if it really is that big, "
         f"raise `max_bytes` (now {max_bytes}) in the configuration"
     )
 

@@ -97,16 +97,27 @@ def is_teaser(text: str) -> bool:
 
 
 async def fetch_article(
-    fetcher: Fetcher, url: str, *, etag: str | None = None, last_modified: str | None = None
+    fetcher: Fetcher,
+    url: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    untrusted: bool = True,
 ) -> Article | None:
     """The article at `url`; None when the server says it has not changed (304).
+
+    `untrusted` (links from feed content): internal addresses are refused, see bot.feeds.guard.
 
     Raises FullTextError (with `retry_after` when the server asked us to wait) when the page
     cannot be fetched, is not HTML, cannot be decoded or has no main text.
     """
     try:
         result = await fetcher.fetch(
-            url, etag=etag, last_modified=last_modified, headers={"Accept": ACCEPT_HTML}
+            url,
+            etag=etag,
+            last_modified=last_modified,
+            headers={"Accept": ACCEPT_HTML},
+            untrusted=untrusted,
         )
     except FeedThrottled as exc:
         raise FullTextError(_reword(exc), status=exc.status, retry_after=exc.retry_after) from exc

@@ -40,14 +40,20 @@ class HostPools:
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, headers: dict[str, str]
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        extensions: dict[str, Any] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """`httpx.AsyncClient.stream` on the client of `url`'s host."""
         key = _host_key(url)
         client = self._client(key)
         self._in_flight[key] += 1
         try:
-            async with client.stream(method, url, headers=headers) as response:
+            async with client.stream(
+                method, url, headers=headers, extensions=extensions
+            ) as response:
                 yield response
         finally:
             self._in_flight[key] -= 1

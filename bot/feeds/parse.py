@@ -29,6 +29,7 @@ import feedparser
 
 from bot.identity import normalize_link, sha256_hex, text_fingerprint
 from bot.models import Item
+from bot.rules.text import strip_invisible
 
 _BLOCK = frozenset(
     "p div br li ul ol dl dt dd h1 h2 h3 h4 h5 h6 blockquote pre table tr hr section article "
@@ -139,7 +140,7 @@ def entry_to_item(entry: Any, feed_name: str, url: str) -> Item:
     """One feedparser entry as an Item (uid before de-duplication within the document)."""
     title = _title(entry)
     link = _absolute(entry.get("link") or "", url)
-    text = _richest_text(entry)
+    text = strip_invisible(_richest_text(entry))  # bidi overrides, zero-width spaces: not shown
     date = entry.get("published") or entry.get("updated") or ""
     uid = (entry.get("id") or "").strip() or link
     if not uid:
@@ -162,7 +163,7 @@ def _title(node: Any) -> str:
     kind = (node.get("title_detail") or {}).get("type", "")
     if "html" in kind:
         title = html_to_text(title)
-    return " ".join(title.split())
+    return " ".join(strip_invisible(title).split())
 
 
 def _absolute(link: str, base: str) -> str:

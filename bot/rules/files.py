@@ -23,7 +23,7 @@ from bot.rules.language import (
     parse_term,
 )
 from bot.rules.matcher import Rulebook
-from bot.rules.yamlsrc import LocatedDict, LocatedList, Source, line_of, read_yaml
+from bot.rules.yamlsrc import LocatedDict, LocatedList, Source, line_of, read_bytes, read_yaml
 
 Groups = dict[str, tuple[Term, ...]]
 
@@ -34,6 +34,8 @@ def read_rule_set(path: Path) -> tuple[list[Rule], list[Problem]]:
         hint = (
             "no such file or folder: give the rules folder (--rules, ALERTBOT_RULES or paths.rules)"
         )
+        if path.is_symlink():
+            hint = "a symlink loop or a broken symlink: point it at the rules folder"
         return [], [Problem(str(path), 1, hint)]
     folder = path if path.is_dir() else path.parent
     files = sorted(_rule_files(path))
@@ -47,19 +49,25 @@ def read_rule_set(path: Path) -> tuple[list[Rule], list[Problem]]:
 
 
 def _rule_files(path: Path) -> list[Path]:
-    if path.is_file():
+    if not path.is_dir():
         return [path]
-    return [p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()]
+    # not only regular files: a FIFO, a device or a symlink loop named x.yaml is reported when
+    # read, not skipped; hidden names (editors' lock files such as .#x.yaml) are not rules
+    return [p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and _visible(p)]
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
 
 
 def _read_shared_groups(folder: Path, problems: list[Problem]) -> Groups:
     groups: Groups = {}
     if not folder.is_dir():
         return groups
-    for file in sorted(folder.iterdir()):
+    for file in sorted(filter(_visible, folder.iterdir())):
         if file.suffix == ".txt":
             source = Source(str(file))
-            groups[file.stem] = _read_term_file(file, source, 1)
+            groups[file.stem] = _read_term_file(file, source, 0)
             problems += source.problems
         elif file.suffix in (".yaml", ".yml"):
             source = Source(str(file))
@@ -72,10 +80,8 @@ def _read_shared_groups(folder: Path, problems: list[Problem]) -> Groups:
 
 def _read_term_file(file: Path, source: Source, line: int) -> tuple[Term, ...]:
     """One term per line; '#' starts a comment; problems point into the text file."""
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        source.problem(line, f"cannot read term list {file.name}: {exc.strerror or exc}")
+    raw = read_bytes(file, source, line, what=f"term list {file.name}")
+    if raw is None:
         return ()
     file_source = Source(str(file))
     try:
@@ -100,6 +106,7 @@ def _parse_groups(data: Any, source: Source, folder: Path) -> Groups:
     groups: Groups = {}
     for name, value in data.items():
         line = data.key_lines.get(name, 1) if isinstance(data, LocatedDict) else 1
+        known = len(source.problems)
         if isinstance(value, str):
             groups[name] = _read_term_file(folder / value, source, line)
         elif isinstance(value, list):
@@ -107,7 +114,7 @@ def _parse_groups(data: Any, source: Source, folder: Path) -> Groups:
         else:
             source.problem(line, f"group '{name}' must be a list of terms or a .txt file name")
             continue
-        if not groups[name]:
+        if not groups[name] and len(source.problems) == known:  # else why was said already
             source.problem(line, f"group '{name}' is empty: add terms or remove it")
     return groups
 

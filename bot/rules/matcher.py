@@ -39,6 +39,7 @@ from bot.rules.text import (
     canonical,
     sentence_spans,
     sentence_word_starts,
+    strip_invisible,
 )
 from bot.rules.windows import Sentence, evidence, present, spans, windows
 
@@ -181,7 +182,8 @@ class Rulebook:
 
     def match(self, item: Item) -> list[Match]:
         """Every rule that fires on `item`, in rule order, with windows, terms and snippets."""
-        fields = {"title": item.title or "", "content": item.text or ""}
+        title, text = strip_invisible(item.title or ""), strip_invisible(item.text or "")
+        fields = {"title": title, "content": text}
         scans = {name: self._scan_field(text) for name, text in fields.items()}
         present = {name: scan.found for name, scan in scans.items()}
         candidates = self._candidates(item, present)

@@ -5,6 +5,11 @@ sizes and modification times every few seconds, which also works on Docker bind 
 network filesystems where change notifications don't arrive), SIGHUP, and /reload in Telegram.
 A rule set with any problem is never half-loaded: the running rules stay, every problem is
 logged as FILE:LINE, and the admins are told.
+
+Loading runs in a thread of its own, off the event loop, and is given LOAD_TIMEOUT seconds:
+polling, delivery and signals (SIGTERM) carry on meanwhile, and a load that never ends (a stuck
+network filesystem) is abandoned, never waited for at exit. Any failure of a reload, expected
+or not, keeps the running rules and the watcher, and is reported like a problem in the files.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from bot.errors import Problem, RuleError
 from bot.rules.files import load_rules
@@ -24,7 +31,10 @@ from bot.rules.matcher import Rulebook
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
+Snapshot = tuple[tuple[str, int, int], ...]
 WATCH_INTERVAL = 2.0
+LOAD_TIMEOUT = 30.0  # seconds; a valid 1 MB rule file (the size limit) loads in about 2 s
 
 
 @dataclass(frozen=True)
@@ -51,14 +61,26 @@ class ReloadOutcome:
         return text
 
 
-def snapshot(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """Name, size and modification time of every file under `path` (cheap to compare)."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+def snapshot(path: Path) -> Snapshot:
+    """Name, size and modification time of every entry under `path` (cheap to compare).
+
+    Not only regular files: a FIFO or a symlink loop appearing is a change too (the reload
+    then reports it). Nothing is opened, so nothing here waits for a writer."""
+    try:
+        entries = sorted(path.rglob("*")) if path.is_dir() else [path]
+    except OSError:
+        return ()
+    # hidden names are not read as rules (editors' lock files): their coming and going is no change
+    entries = [e for e in entries if not e.name.startswith(".")]
     out = []
-    for file in files:
-        with contextlib.suppress(OSError):  # deleted between listing and stat
-            st = file.stat()
-            out.append((str(file), st.st_size, st.st_mtime_ns))
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except OSError:  # deleted meanwhile, a broken link or a loop: listed by name alone
+            out.append((str(entry), -1, -1))
+            continue
+        if not entry.is_dir():
+            out.append((str(entry), st.st_size, st.st_mtime_ns))
     return tuple(out)
 
 
@@ -75,19 +97,27 @@ class Reloader:
     async def reload(self, reason: str, *, notify: bool = True) -> ReloadOutcome:
         """Validate the rules on disk; swap them in when valid, else keep the running ones."""
         async with self._lock:
-            outcome = self._load(reason)
+            outcome = await self._load(reason)
             (log.info if outcome.ok else log.error)("%s", outcome.message().replace("\n", "; "))
             if notify and self.notify is not None:
-                await self.notify(outcome.message())
+                try:
+                    await self.notify(outcome.message())
+                except Exception:  # telling the admins failed: the reload itself stands
+                    log.exception("could not tell the admins about the rules reload")
             return outcome
 
-    def _load(self, reason: str) -> ReloadOutcome:
+    async def _load(self, reason: str) -> ReloadOutcome:
         try:
-            fresh = load_rules(self.path)
+            fresh = await asyncio.wait_for(in_thread(load_rules, self.path), LOAD_TIMEOUT)
         except RuleError as exc:
-            return ReloadOutcome(
-                reason, False, len(self.rulebook.rules), problems=tuple(exc.problems)
-            )
+            return self._kept(reason, exc.problems)
+        except TimeoutError:
+            why = f"loading took longer than {LOAD_TIMEOUT:g} s (a stuck disk or network share?)"
+            return self._kept(reason, [Problem(str(self.path), 0, why)])
+        except Exception as exc:  # a bug or an odd file must never take the watcher down
+            log.exception("reloading the rules from %s failed", self.path)
+            why = f"could not load the rules: {type(exc).__name__}: {exc}"
+            return self._kept(reason, [Problem(str(self.path), 0, why)])
         old = {r.id for r in self.rulebook.rules}
         new = {r.id for r in fresh.rules}
         self.rulebook = fresh
@@ -97,16 +127,49 @@ class Reloader:
             reason, True, len(fresh.rules), tuple(sorted(new - old)), tuple(sorted(old - new))
         )
 
+    def _kept(self, reason: str, problems: list[Problem]) -> ReloadOutcome:
+        return ReloadOutcome(reason, False, len(self.rulebook.rules), problems=tuple(problems))
+
     async def watch(self, stop: asyncio.Event, interval: float = WATCH_INTERVAL) -> None:
         """Reload whenever the files under the rules path change, until `stop` is set."""
-        seen = snapshot(self.path)
+        seen: Snapshot | None = None
         while not stop.is_set():
+            try:
+                # stat can hang on a stuck network share: off the loop, bounded
+                current = await asyncio.wait_for(in_thread(snapshot, self.path), LOAD_TIMEOUT)
+                if seen is not None and current != seen and not stop.is_set():
+                    await self.reload("rule files changed")
+                seen = current
+            except Exception:  # the watcher outlives anything one look at the files does
+                log.exception("watching the rules at %s failed; still watching", self.path)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
-            current = snapshot(self.path)
-            if current != seen and not stop.is_set():
-                seen = current
-                await self.reload("rule files changed")
+
+
+async def in_thread(function: Callable[[Path], T], path: Path) -> T:
+    """`function(path)` in a daemon thread: unlike asyncio.to_thread's pool, an abandoned call
+    never holds up the exit (asyncio.run waits for its default executor's threads)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return  # timed out and abandoned meanwhile
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            result, error = function(path), None
+        except BaseException as exc:  # handed to the loop, which raises it in the caller
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="rules-load", daemon=True).start()
+    return await future
 
 
 @contextlib.contextmanager

@@ -8,6 +8,10 @@ written ``live-fire`` (canonically ``" live fire "``) is found in "live fire", "
 
 Folding is NFKC, then case folding, then accents removed (NFD without non-spacing marks), in
 any script: "Kýiv", "KYIV" and "kyiv" fold alike, and so do Cyrillic "й" and "и".
+
+Invisible characters (zero-width space and joiners, word joiner, soft hyphen, BOM, bidi
+controls such as the right-to-left override, tag characters) are removed, not turned into a
+space: "Kur\u200bsk" is "Kursk". `strip_invisible` does the same for text that is shown.
 """
 
 from __future__ import annotations
@@ -25,17 +29,37 @@ BOUNDARY = "\x07"
 SENTENCE_JOINER = f" {BOUNDARY} "
 
 
+# Unicode's format characters (category Cf, as of Unicode 15) and the Hangul fillers: they
+# draw nothing, so a word written with one inside must read, match and show as without it.
+# A test checks that the running Python knows no other Cf character.
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u180e"
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u3164\ufeff\uffa0"
+    "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]+"
+)
+
+
+def strip_invisible(text: str) -> str:
+    """The text without invisible characters (format characters and fillers; see above)."""
+    return text if text.isascii() else _INVISIBLE.sub("", text)
+
+
 @lru_cache(maxsize=1)
 def _canonical_table() -> dict[int, str | None]:
-    """str.translate table: non-spacing marks vanish, anything not a letter/digit is a space."""
+    """str.translate table: marks and invisibles vanish, anything not a letter/digit is a space."""
     table: dict[int, str | None] = {}
     ranges = [(0, 0x10000), (0x1F000, 0x1FB00)]  # the BMP, and emoji (often glued to words)
     for low, high in ranges:
         for code in range(low, high):
             char = chr(code)
-            if char.isalnum():
-                continue
-            table[code] = None if unicodedata.category(char) == "Mn" else " "
+            if _INVISIBLE.match(char):  # before the letter test: Hangul fillers are letters
+                table[code] = None
+            elif not char.isalnum():
+                table[code] = None if unicodedata.category(char) == "Mn" else " "
+    for code in (*range(0x11000, 0x1D200), *range(0xE0000, 0xE0080)):  # astral invisibles
+        if _INVISIBLE.match(chr(code)):
+            table[code] = None
     table[ord("_")] = " "
     table[0x02BC] = " "  # the Ukrainian apostrophe is a letter to Unicode, a separator to us
     del table[ord(BOUNDARY)]  # kept as it is: one-to-one mappings keep translate fast

@@ -247,8 +247,8 @@ def test_unknown_feed_key_suggests(tmp_path: Path) -> None:
 def test_unknown_top_level_key_lists_known_keys(tmp_path: Path) -> None:
     message = error_of(tmp_path, MINIMAL + "zzz: 1\n")
     assert message.endswith(
-        ":4: zzz: unknown key; known keys here: defaults, feeds, logging, metrics, paths, "
-        "store, telegram"
+        ":4: zzz: unknown key; known keys here: defaults, feeds, full_text, logging, metrics, "
+        "paths, store, telegram"
     )
 
 

@@ -247,11 +247,10 @@ class FakeBotAPI:
         bot = dict(BOT_USER)
         user = {"id": abs(chat_id), "is_bot": False, "first_name": "User"}
         change = {"chat": self._chat(chat_id, None, ""), "from": user, "date": int(time.time())}
-        change |= {"old_chat_member": {"status": old, "user": bot}}
-        new_member: dict[str, Any] = {"status": new, "user": bot}
-        if new == "kicked":
-            new_member["until_date"] = 0
-        change["new_chat_member"] = new_member
+        def member(status: str) -> dict[str, Any]:
+            return {"status": status, "user": bot} | ({"until_date": 0} if status == "kicked" else {})
+
+        change |= {"old_chat_member": member(old), "new_chat_member": member(new)}
         self._push({"my_chat_member": change})
 
     def make_group(self, chat_id: int, title: str, admins: set[int]) -> None:
@@ -545,3 +544,22 @@ def bot_api() -> Iterator[FakeBotAPI]:
     api = FakeBotAPI().start()
     yield api
     api.stop()
+
+
+async def say(
+    api: FakeBotAPI, text: str, chat: int, user: int | None = None, timeout: float = 10.0
+) -> Sent:
+    """A user writes in a chat; returns the bot's (first) answer."""
+    before = len(api.messages(chat))
+    api.user_sends(chat, text, user_id=user)
+    return (await api.wait_for(chat, before + 1, timeout))[before]
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    """Wait until `condition()` is true (the bot answers in the background)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.02)

@@ -58,7 +58,7 @@ def thirty_rules(tmp_path: Path) -> Path:
         description = f"Topic number {n} <watch> & follow: " + "a long description " * 20
         (folder / f"{rule_id}.yaml").write_text(
             f"id: {rule_id}\ntitle: Topic {n:02d} about place{n}\n"
-            f"description: \"{description}\"\nlevel: medium\n"
+            f'description: "{description}"\nlevel: medium\n'
             f"match: {{all: [Place{n}]}}\n"
         )
     return folder

@@ -247,8 +247,10 @@ class FakeBotAPI:
         bot = dict(BOT_USER)
         user = {"id": abs(chat_id), "is_bot": False, "first_name": "User"}
         change = {"chat": self._chat(chat_id, None, ""), "from": user, "date": int(time.time())}
+
         def member(status: str) -> dict[str, Any]:
-            return {"status": status, "user": bot} | ({"until_date": 0} if status == "kicked" else {})
+            banned = {"until_date": 0} if status == "kicked" else {}
+            return {"status": status, "user": bot} | banned
 
         change |= {"old_chat_member": member(old), "new_chat_member": member(new)}
         self._push({"my_chat_member": change})

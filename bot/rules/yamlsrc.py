@@ -78,11 +78,9 @@ def error_line(exc: yaml.MarkedYAMLError, text: str) -> int:
     """
     problem, context = exc.problem_mark, exc.context_mark
     why, where = exc.problem or "", exc.context or ""
-    if context is not None and (
-        where.startswith("while scanning a") or where.startswith("while parsing a flow")
-    ):
-        if problem is None or problem.line > context.line:
-            return context.line + 1
+    began_earlier = context is not None and (problem is None or problem.line > context.line)
+    if began_earlier and where.startswith(("while scanning a", "while parsing a flow")):
+        return context.line + 1
     if why.startswith("mapping values are not allowed") and problem is not None:
         start = _last_scalar_line(text)
         if start is not None and start <= problem.line:

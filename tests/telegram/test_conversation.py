@@ -259,3 +259,13 @@ def test_day_boundary_times_show_the_weekday():
     alert = Alert(item, (Match("kursk", "Kursk", "critical", (), ()),))
     [text] = render_digest([alert], (kyiv_evening + timedelta(days=1)).date(), "Europe/Kyiv")
     assert "🔴 Sun 23:30 Late report" in text
+
+
+async def test_feeds_shows_never_fetched_feeds_readably(bot_api, app, store):
+    feed = Feed("isw", "https://e.org/feed")
+    app.bot_data["options"].feeds = (feed,)
+    store.sync_feeds([feed])
+    answer = (await say(bot_api, "/feeds", 99)).plain
+    assert "isw  https://e.org/feed" in answer
+    assert "status: not fetched yet" in answer and "next fetch: at the next poll cycle" in answer
+    assert "None" not in answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import logging
 import sys
 
 from bot.config import Settings, add_config_option, settings_from_args
@@ -69,6 +70,10 @@ async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
         f"could not look up {name}: the Bot API gave an answer alertbot does not understand; "
         "check ALERTBOT_TELEGRAM_API_URL, or pass the numeric chat id instead"
     )
+    # python-telegram-bot logs a garbled answer with a traceback before raising; here that
+    # answer becomes one clear line below, so its records would only repeat it as noise
+    library = logging.getLogger("telegram")
+    level, library.level = library.level, logging.CRITICAL
     try:
         async with Bot(token, **kwargs) as bot:
             chat = await bot.get_chat(name)
@@ -79,6 +84,8 @@ async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
         raise AlertbotError(f"Telegram could not look up {name}: {reason}") from None
     except Exception:  # a malformed answer breaks parsing anywhere in PTB: say so, no traceback
         raise AlertbotError(unexpected) from None
+    finally:
+        library.setLevel(level)
     if not isinstance(getattr(chat, "id", None), int) or not getattr(chat, "type", None):
         raise AlertbotError(unexpected)
     return chat.id, str(chat.type), chat.title or name

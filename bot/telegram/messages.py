@@ -153,7 +153,9 @@ def clean_spans(spans: Iterable[tuple[int, int]], size: int) -> list[tuple[int, 
     return merged
 
 
-def choose_bold(snippets: Sequence[Snippet], visible: int, decisive: Decisive | None) -> list:
+def choose_bold(
+    snippets: Sequence[Snippet], visible: int, decisive: Decisive | None
+) -> list[Snippet]:
     """The snippets with only the highlights worth bold: decisive terms, each term once per
     message, and in all under BOLD_SHARE of the `visible` characters (earlier ones win)."""
     seen: set[str] = set()
@@ -216,7 +218,9 @@ def _head(alert: Alert, feed_title: str | None, tz: str | None) -> tuple[str, st
 
 
 def _visible(head: tuple[str, ...], snippets: Sequence[Snippet]) -> int:
-    return sum(len(x) + 1 for x in head) + sum(len(s.text) + 3 for s in snippets)
+    """At most the visible length of the message (runs of spaces collapse when rendered)."""
+    quoted = sum(len(" ".join(s.text.split())) + 3 for s in snippets)
+    return sum(len(x) for x in head) + quoted
 
 
 def render_alert(

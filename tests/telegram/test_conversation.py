@@ -126,8 +126,9 @@ async def test_settings_after_stop_leave_no_ghost(bot_api, app, store):
 
 async def test_commands_addressed_to_the_bot_in_a_group_are_answered(bot_api, app, store):
     bot_api.make_group(-70, "Analysts", admins={7})
-    answer = await say(bot_api, "/help@alertbot_test_bot", -70, user=8)
-    assert "/subscribe ID… or all" in answer.plain
+    for addressed in ("/help@alertbot_test_bot", "/help@AlertBot_Test_Bot"):
+        answer = await say(bot_api, addressed, -70, user=8)
+        assert "/subscribe ID… or all" in answer.plain
     refusal = await say(bot_api, "/digest@alertbot_test_bot 08:00", -70, user=8)
     assert refusal.plain == "Only an admin of this group can use /digest here."
     answer = await say(bot_api, "/subscribe@alertbot_test_bot kursk", -70, user=7)

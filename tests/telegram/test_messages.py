@@ -252,3 +252,12 @@ def test_render_matches_for_test_command_is_the_alert_layout():
     assert text.startswith("1 topic would fire (<code>taiwan</code>)")
     assert "\nYour text (/test)\n<i>/test</i> · " in text and "<b>PLA</b>" in text
     assert render_matches([], "x") == ["No topic would fire on that text."]
+
+
+def test_bold_stays_under_a_quarter_even_when_every_word_is_highlighted():
+    text = "Kinmen  Matsu   Penghu Pratas Taipei Quemoy " * 4
+    spans = tuple((m.start(), m.end()) for m in re.finditer(r"\w+", text))
+    alert = Alert(item(title="x", text=text), (match("t", Snippet(text, spans)),))
+    [out] = render_alert(alert)
+    assert 0 < bold_share(out) < 0.25
+    assert out.count("<b>Kinmen</b>") == 1  # each term once per message

@@ -176,12 +176,16 @@ async def _change(update: Update, context: Context, follow: bool) -> None:
         return
     chat_id, store = update.effective_chat.id, _store(context)
     lines = [did_you_mean(w, rules) for w in unknown]
+    found = list(dict.fromkeys(found))
     if found:
-        ensure_subscriber(update, context)
+        if follow:  # unfollowing never creates a subscriber (no ghosts after /stop)
+            ensure_subscriber(update, context)
         (store.subscribe if follow else store.unsubscribe)(chat_id, found)
         done = "Following" if follow else "No longer following"
-        lines.insert(0, f"{done}: {', '.join(f'<code>{esc(i)}</code>' for i in found)}.")
-    await reply(update, "\n".join(lines))
+        named = ", ".join(f"<code>{esc(i)}</code>" for i in found)
+        lines.insert(0, f"{done}: {named}." if len(found) <= 20 else f"{done} {len(found)} topics.")
+    for part in split_lines(lines):
+        await reply(update, part)
 
 
 async def subscribe(update: Update, context: Context) -> None:

@@ -99,6 +99,9 @@ async def test_thirty_topics_paginate_and_every_button_works(bot_api, store, thi
         await until(lambda: store.subscriptions(USER) == {"topic-28", LONG_ID})
         labels = dict((d, label) for label, d in bot_api.message(USER, welcome.message_id).buttons)
         assert labels[long_key].startswith("✅ Topic 29")
+        assert (await say(bot_api, "/subscribe all", USER)).plain == "Following 30 topics."
+        listing = await say(bot_api, "/list", USER)
+        assert listing.plain.count("• ") == 30 and "Delivery: instant" in listing.plain
         assert "Sorry" not in " ".join(bot_api.texts(USER))
     finally:
         await stop_polling(app)
@@ -118,6 +121,7 @@ async def test_settings_after_stop_leave_no_ghost(bot_api, app, store):
     question = await say(bot_api, "/stop", USER)
     bot_api.user_presses(USER, question.message_id, "stop:yes")
     await until(lambda: store.get_subscriber(USER) is None)
+    await say(bot_api, "/unsubscribe all", USER)
     for command in ("/mute 1h", "/digest 08:00", "/timezone Europe/Kyiv", "/instant", "/unmute"):
         answer = await say(bot_api, command, USER)
         assert answer.plain.startswith("This chat follows no topics"), command

@@ -270,7 +270,10 @@ async def test_feeds_shows_never_fetched_feeds_readably(bot_api, app, store):
     feed = Feed("isw", "https://e.org/feed")
     app.bot_data["options"].feeds = (feed,)
     store.sync_feeds([feed])
-    answer = (await say(bot_api, "/feeds", 99)).plain
+    sent = await say(bot_api, "/feeds", 99)
+    answer = sent.plain
+    # admin replies too are HTML without link previews: one Defaults for every call
+    assert sent.parse_mode == "HTML" and sent.link_preview_options == {"is_disabled": True}
     assert "isw  https://e.org/feed" in answer
     assert "status: not fetched yet" in answer and "next fetch: at the next poll cycle" in answer
     assert "None" not in answer

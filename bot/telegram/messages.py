@@ -12,10 +12,12 @@ import html
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from bot.models import Alert, Item, Match, Snippet
+from bot.rules.text import sentence_spans
 
 LIMIT = 4096  # Telegram's maximum message length
 LEVEL_MARK = {"low": "🔵", "medium": "🟡", "high": "🟠", "critical": "🔴"}
@@ -93,14 +95,34 @@ def _is_headline(snippet: Snippet, title: str) -> bool:
     return core == head or core in head or (head in core and len(head) >= 0.6 * len(core))
 
 
-def _position(snippet: Snippet, item: Item) -> int:
-    """Where the sentence stands in the report (title first); unknown ones go last."""
-    core = snippet.text.strip(ELLIPSIS + " ")[:60]
-    for offset, text in ((0, item.title or ""), (len(item.title or "") + 1, item.text or "")):
+def _locate(snippet: Snippet, item: Item) -> tuple[int, int] | None:
+    """The sentence the snippet quotes, as a span over title + content (None: not found).
+
+    A snippet is a slice of its sentence, with "…" where it was trimmed: two topics may quote
+    different slices of one long sentence, and both locate to that sentence here."""
+    core = snippet.text.strip(ELLIPSIS + " ")
+    title = item.title or ""
+    for offset, text in ((0, title), (len(title) + 1, item.text or "")):
         found = text.find(core) if core else -1
         if found >= 0:
-            return offset + found
-    return 1 << 30
+            for start, end, _ in _sentences(text):
+                if start <= found < end:
+                    return offset + start, offset + end
+            return offset + found, offset + found + len(core)
+    return None
+
+
+@lru_cache(maxsize=64)
+def _sentences(text: str) -> list[tuple[int, int, int]]:
+    """A report's sentence spans, split once for the many chats one alert goes to."""
+    return sentence_spans(text)
+
+
+def _same(a: tuple[str, tuple[int, int] | None], b: tuple[str, tuple[int, int] | None]) -> bool:
+    """One sentence: the same words, or overlapping places in the report."""
+    if a[0] == b[0]:
+        return True
+    return a[1] is not None and b[1] is not None and a[1][0] < b[1][1] and b[1][0] < a[1][1]
 
 
 def ordered(matches: Iterable[Match]) -> list[Match]:
@@ -112,18 +134,22 @@ def pick_snippets(alert: Alert, limit: int = MAX_SNIPPETS) -> list[Snippet]:
     """Up to `limit` sentences for the whole alert: each topic's best first, each sentence
     once (its highlights merged across topics), never the headline, in report order."""
     ranked = [list(m.snippets) for m in ordered(alert.matches)]
-    chosen: dict[str, Snippet] = {}
+    chosen: list[tuple[Snippet, tuple[str, tuple[int, int] | None]]] = []
     for depth in range(max((len(r) for r in ranked), default=0)):
         for snippets in ranked:
             if depth >= len(snippets) or _is_headline(snippets[depth], alert.item.title):
                 continue
-            key = _norm(snippets[depth].text)
-            if key in chosen:
-                merged = chosen[key].highlights + snippets[depth].highlights
-                chosen[key] = replace(chosen[key], highlights=tuple(merged))
-            elif len(chosen) < limit:
-                chosen[key] = snippets[depth]
-    return sorted(chosen.values(), key=lambda s: _position(s, alert.item))
+            snippet = snippets[depth]
+            ident = (_norm(snippet.text), _locate(snippet, alert.item))
+            twin = next((i for i, (_, other) in enumerate(chosen) if _same(ident, other)), None)
+            if twin is not None and chosen[twin][1][0] == ident[0]:
+                merged = chosen[twin][0].highlights + snippet.highlights
+                chosen[twin] = (replace(chosen[twin][0], highlights=merged), ident)
+            elif twin is None and len(chosen) < limit:
+                chosen.append((snippet, ident))
+    unknown = 1 << 30  # sentences not found in the report go last
+    chosen.sort(key=lambda c: c[1][1][0] if c[1][1] is not None else unknown)
+    return [snippet for snippet, _ in chosen]
 
 
 def trim_snippet(snippet: Snippet, limit: int) -> Snippet:

@@ -261,3 +261,15 @@ def test_bold_stays_under_a_quarter_even_when_every_word_is_highlighted():
     [out] = render_alert(alert)
     assert 0 < bold_share(out) < 0.25
     assert out.count("<b>Kinmen</b>") == 1  # each term once per message
+
+
+def test_two_slices_of_one_long_sentence_are_quoted_once():
+    sentence = "Drones struck " + "the harbour " * 40 + "of Novorossiysk and the Kerch ferry."
+    head = Snippet("Drones struck the harbour the harbour…", ((0, 6),))
+    tail = Snippet("…the harbour of Novorossiysk and the Kerch ferry.", ((17, 29),))
+    alert = Alert(
+        item(title="Overnight", text=sentence),
+        (match("a", head, level="high"), match("b", tail, title="Kerch", level="low")),
+    )
+    [text] = render_alert(alert)
+    assert len([line for line in text.split("\n") if line.startswith("» ")]) == 1

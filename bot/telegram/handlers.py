@@ -43,7 +43,7 @@ HELP = """<b>Topics</b>
 /list – what you follow and how you get it
 <b>Delivery</b>
 /digest HH:MM – one digest a day at that time
-/timezone Area/City – your time zone (default UTC)
+/timezone Area/City – your time zone (default UTC); alone, shows it
 /instant – every alert as it comes
 /mute 2h – quiet for a while · /unmute
 <b>Other</b>

@@ -108,14 +108,15 @@ async def topics(update: Update, context: Context) -> None:
 async def page(update: Update, context: Context) -> None:
     """Turn to another page of the topic list or buttons."""
     query = update.callback_query
-    _, view, number = (query.data or "p:s:0").split(":")[:3]
+    _, view, number = ((query.data or "") + "::").split(":")[:3]
+    wanted = int(number) if number.isdigit() else 0
     rules = _rules(context)
     subscribed = _store(context).subscriptions(update.effective_chat.id)
-    markup = keyboard(rules, subscribed, view, int(number))
+    markup = keyboard(rules, subscribed, view, wanted)
     await query.answer()
     if view == "l":
         gone = sorted(subscribed - {r.id for r in rules})
-        await query.edit_message_text(topics_text(rules, int(number), gone), reply_markup=markup)
+        await query.edit_message_text(topics_text(rules, wanted, gone), reply_markup=markup)
     else:
         await query.edit_message_reply_markup(markup)
 

@@ -374,7 +374,9 @@ class Deliverer:
         now = self.clock()
         ready, waiting = [], defaultdict(list)
         for row in rows:
-            slot = digest_slot(row.next_attempt, sub.digest_time or "08:00", sub.timezone)
+            # a story belongs to the first digest after it arrived, by the current settings:
+            # a changed time or zone, or a mute over the slot, never makes it a day late
+            slot = digest_slot(row.created, sub.digest_time or "08:00", sub.timezone)
             if slot <= now or row.last_error:  # a digest whose sending failed retries now
                 ready.append(row)
             else:

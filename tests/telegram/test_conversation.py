@@ -277,3 +277,22 @@ async def test_feeds_shows_never_fetched_feeds_readably(bot_api, app, store):
     assert "isw  https://e.org/feed" in answer
     assert "status: not fetched yet" in answer and "next fetch: at the next poll cycle" in answer
     assert "None" not in answer
+
+
+async def test_a_mute_over_the_digest_slot_delivers_the_digest_when_it_ends(bot_api, app, store):
+    now = time.time()
+    slot = datetime.fromtimestamp(now + 600, UTC).replace(second=0, microsecond=0)
+    await say(bot_api, "/subscribe kursk", USER)
+    await say(bot_api, f"/digest {slot:%H:%M}", USER)
+    await say(bot_api, "/mute 30m", USER)  # over the slot
+    enqueue(
+        store, app.bot_data["rulebook"], 1, "Ukrainian forces advanced near Sudzha in Kursk.", None
+    )
+    clock = [time.time()]
+    deliverer = Deliverer(app.bot, store, clock=lambda: clock[0])
+    before = len(bot_api.messages(USER))
+    await deliverer.deliver_due()  # muted: held until the mute ends
+    [held] = store.outbox_rows("pending")
+    clock[0] = held.next_attempt
+    assert (await deliverer.deliver_due()).sent == 1  # the digest whose slot the mute covered
+    assert bot_api.texts(USER)[before].startswith("📋 Digest")

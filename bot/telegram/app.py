@@ -37,7 +37,7 @@ from bot.telegram.handlers import (
     unsubscribe,
 )
 from bot.telegram.members import membership, reactivate
-from bot.telegram.settings import SETTINGS_COMMANDS
+from bot.telegram.settings import SETTINGS_COMMANDS, zone_button
 from bot.telegram.topics import page, start, toggle, topics
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,7 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(toggle, pattern=r"^t:"))
     app.add_handler(CallbackQueryHandler(page, pattern=r"^p:"))
     app.add_handler(CallbackQueryHandler(stop_answer, pattern=r"^stop:"))
+    app.add_handler(CallbackQueryHandler(zone_button, pattern=r"^tz:"))
     # in groups, commands meant for other bots are none of our business
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, plain_text))

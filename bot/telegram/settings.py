@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import cache
 from zoneinfo import available_timezones
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
 from bot.durations import format_duration, parse_duration
 from bot.telegram.handlers import Context, _store, known_subscriber, may_change, reply
@@ -49,13 +49,35 @@ async def timezone(update: Update, context: Context) -> None:
                     "<code>/timezone Europe/Kyiv</code>.")  # fmt: skip
         return
     if name not in zone_names():
-        await reply(update, _unknown_zone(name))
+        guesses = suggest_zone(name)
+        buttons = [[InlineKeyboardButton(f"Use {g}", callback_data=f"tz:{g}")] for g in guesses]
+        await reply(
+            update, _unknown_zone(name, guesses), InlineKeyboardMarkup(buttons) if buttons else None
+        )
         return
+    if await _set_zone(update, context, name):
+        await reply(update, f"Time zone set to {_zone_now(name)}.")
+
+
+async def zone_button(update: Update, context: Context) -> None:
+    """A "Use Europe/Kyiv" button under a did-you-mean: set that zone."""
+    query = update.callback_query
+    name = (query.data or "")[3:]
+    if name not in zone_names():
+        await query.answer("Unknown time zone.", show_alert=True)
+        return
+    if await _set_zone(update, context, name):
+        await query.answer()
+        await query.edit_message_text(f"Time zone set to {_zone_now(name)}.")
+
+
+async def _set_zone(update: Update, context: Context, name: str) -> bool:
+    """Store the zone for a known subscriber; held digests move to the new local time."""
     if not await may_change(update, context) or not await known_subscriber(update, context):
-        return
+        return False
     _store(context).set_timezone(update.effective_chat.id, name)
-    _resume(context, update.effective_chat.id)  # held digests move to the new local time
-    await reply(update, f"Time zone set to {_zone_now(name)}.")
+    _resume(context, update.effective_chat.id)
+    return True
 
 
 @cache
@@ -80,8 +102,7 @@ def suggest_zone(name: str) -> list[str]:
     return list(dict.fromkeys(found))[:3]
 
 
-def _unknown_zone(name: str) -> str:
-    guesses = suggest_zone(name)
+def _unknown_zone(name: str, guesses: list[str]) -> str:
     if guesses:
         options = " or ".join(f"<code>{esc(g)}</code>" for g in guesses)
         return (

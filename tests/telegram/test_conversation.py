@@ -231,7 +231,12 @@ async def test_timezone_alone_shows_it_and_near_misses_get_a_suggestion(bot_api,
         answer = (await say(bot_api, f"/timezone {typed}", USER)).plain
         assert "Did you mean Europe/Kyiv" in answer, answer
     await say(bot_api, "/subscribe kursk", USER)
-    await say(bot_api, "/timezone Europe/Kyiv", USER)
+    suggestion = await say(bot_api, "/timezone kyiv", USER)
+    assert suggestion.buttons == [("Use Europe/Kyiv", "tz:Europe/Kyiv")]
+    bot_api.user_presses(USER, suggestion.message_id, "tz:Europe/Kyiv")  # one tap sets it
+    await until(lambda: store.get_subscriber(USER).timezone == "Europe/Kyiv")
+    await until(lambda: bot_api.message(USER, suggestion.message_id).edits == 1)
+    assert bot_api.message(USER, suggestion.message_id).plain.startswith("Time zone set to")
     assert (await say(bot_api, "/timezone", USER)).plain.startswith("Your time zone is Europe/Kyiv")
 
 

@@ -52,7 +52,7 @@ COMMANDS = [
     ("instant", "alerts as they come"),
     ("mute", "quiet for a while: /mute 2h"),
     ("unmute", "alerts again"),
-    ("test", "try the rules on a text"),
+    ("test", "see the alert a text would bring"),
     ("stop", "unfollow everything and forget me (asks first)"),
     ("help", "what I can do"),
 ]

@@ -47,7 +47,7 @@ HELP = """<b>Topics</b>
 /instant – every alert as it comes
 /mute 2h – quiet for a while · /unmute
 <b>Other</b>
-/test TEXT – which topics would fire on TEXT
+/test TEXT – the alert a report with TEXT would bring
 /stop – unfollow everything and forget this chat (asks first)
 /help – this message"""
 ADMIN_HELP = "\n<b>Admin</b>\n/status – health · /feeds – feeds · /reload – reload rules"

@@ -93,6 +93,7 @@ async def run_with_telegram(
     from telegram.error import InvalidToken, NetworkError
 
     from bot.errors import ConfigError
+    from bot.rules.emphasis import emphasis_of
     from bot.telegram.admin import admin_notifier, watch_feeds
     from bot.telegram.app import build_application, start_polling, stop_polling
     from bot.telegram.deliver import Deliverer
@@ -114,6 +115,8 @@ async def run_with_telegram(
     notify = admin_notifier(app.bot, settings.admin_ids)
     reloader.notify = notify
     deliverer = Deliverer(app.bot, poller.store, notify=notify)
+    deliverer.decisive = emphasis_of(poller.rulebook)  # bold only decisive terms
+    reloader.on_swap.append(lambda fresh: setattr(deliverer, "decisive", emphasis_of(fresh)))
     if poller.metrics is not None:
         deliverer.on_pass = poller.metrics.observe_delivery
     delivering = asyncio.create_task(deliverer.run(stop, interval=1.0))
@@ -197,9 +200,15 @@ def _metrics(settings: Settings, store: Store) -> Metrics | None:
     return metrics
 
 
+IDLE_KEYS = ("feeds", "fetched", "unchanged")  # counts that alone mean nothing happened
+
+
 def _log_cycle(stats: CycleStats) -> None:
+    """One line per cycle: INFO when it found, failed or sent something, DEBUG when idle."""
     summary = stats.summary()
-    log.info("cycle done: %s", ", ".join(f"{k} {v}" for k, v in summary.items()), extra=summary)
+    busy = any(v for k, v in summary.items() if k not in IDLE_KEYS)
+    text = ", ".join(f"{k} {v}" for k, v in summary.items() if v or k == "feeds")
+    log.log(logging.INFO if busy else logging.DEBUG, "cycle done: %s", text, extra=summary)
 
 
 def _printer(out: TextIO) -> Callable[[Alert], None]:

@@ -67,16 +67,20 @@ class Sent:
 class Fault:
     """An injected error: which answer, for which chat/method, how many times."""
 
-    kind: str  # 429 | 403 | parse | chat_not_found | migrate | 500 | hang
+    kind: str  # 429 | 403 | parse | chat_not_found | migrate | 500 | hang | raw
     chat_id: int | None = None
     method: str = "sendMessage"
     times: int | None = 1  # None: forever
     retry_after: int = 1
     migrate_to: int = 0
     hang_seconds: float = 30.0
+    status: int = 200  # raw: the HTTP status and body sent as they are (garbage, odd JSON)
+    body: str = ""
 
-    def answer(self) -> tuple[int, dict]:
+    def answer(self) -> tuple[int, dict | str]:
         """The HTTP status and JSON body Telegram would answer."""
+        if self.kind == "raw":
+            return self.status, self.body
         if self.kind == "429":
             desc = f"Too Many Requests: retry after {self.retry_after}"
             return 429, _err(429, desc, {"retry_after": self.retry_after})
@@ -154,6 +158,7 @@ class FakeBotAPI:
         self.faults: list[Fault] = []
         self.chats: dict[int, dict] = {}
         self.admins: dict[int, set[int]] = {}
+        self.blocked: set[int] = set()  # chats that blocked or removed the bot
         self.rejected: dict[str, int] = {}
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, Iterator[int]] = {}
@@ -222,6 +227,33 @@ class FakeBotAPI:
         user = {"id": user_id or chat_id, "is_bot": False, "first_name": "User"}
         query = {"id": str(next(self._update_ids)), "from": user, "message": message}
         self._push({"callback_query": query | {"chat_instance": str(chat_id), "data": data}})
+
+    def user_blocks(self, chat_id: int) -> None:
+        """The user blocks the bot (a group removes it): sends then answer 403, and Telegram
+        reports the change as a my_chat_member update."""
+        with self.lock:
+            self.blocked.add(chat_id)
+        private = self._chat(chat_id, None, "")["type"] == "private"
+        self._member_change(chat_id, "member", "kicked" if private else "left")
+
+    def user_unblocks(self, chat_id: int) -> None:
+        """The user unblocks the bot (a group adds it again)."""
+        with self.lock:
+            self.blocked.discard(chat_id)
+        private = self._chat(chat_id, None, "")["type"] == "private"
+        self._member_change(chat_id, "kicked" if private else "left", "member")
+
+    def _member_change(self, chat_id: int, old: str, new: str) -> None:
+        bot = dict(BOT_USER)
+        user = {"id": abs(chat_id), "is_bot": False, "first_name": "User"}
+        change = {"chat": self._chat(chat_id, None, ""), "from": user, "date": int(time.time())}
+
+        def member(status: str) -> dict[str, Any]:
+            banned = {"until_date": 0} if status == "kicked" else {}
+            return {"status": status, "user": bot} | banned
+
+        change |= {"old_chat_member": member(old), "new_chat_member": member(new)}
+        self._push({"my_chat_member": change})
 
     def make_group(self, chat_id: int, title: str, admins: set[int]) -> None:
         """Declare a group (negative id) and who administers it."""
@@ -371,14 +403,12 @@ class FakeBotAPI:
 
     def _api_sendMessage(self, params: dict) -> dict | tuple[int, dict]:
         chat_id = params["chat_id"]
+        if chat_id in self.blocked:
+            return 403, _err(403, "Forbidden: bot was blocked by the user")
         text, mode = str(params.get("text", "")), params.get("parse_mode")
-        problem = check_html(text) if mode == "HTML" else None
-        if problem:
-            return 400, _err(400, f"Bad Request: can't parse entities: {problem}")
-        if len(_strip_html(text) if mode == "HTML" else text) > 4096:
-            return 400, _err(400, "Bad Request: message is too long")
-        if not text.strip():
-            return 400, _err(400, "Bad Request: message text is empty")
+        refused = _refusal(text, mode, params.get("reply_markup"))
+        if refused:
+            return refused
         with self.lock:
             sent = Sent(chat_id, next(self._ids(chat_id)), text, mode)
             sent.reply_markup = params.get("reply_markup")
@@ -394,12 +424,16 @@ class FakeBotAPI:
             sent.edits += 1
         return self._message_result(sent)
 
-    def _api_editMessageText(self, params: dict) -> dict:
+    def _api_editMessageText(self, params: dict) -> dict | tuple[int, dict]:
+        refused = _refusal(params["text"], params.get("parse_mode"), params.get("reply_markup"))
+        if refused:
+            return refused
         changes = {"text": params["text"], "parse_mode": params.get("parse_mode")}
         return self._edit(params, **changes, reply_markup=params.get("reply_markup"))
 
-    def _api_editMessageReplyMarkup(self, params: dict) -> dict:
-        return self._edit(params, reply_markup=params.get("reply_markup"))
+    def _api_editMessageReplyMarkup(self, params: dict) -> dict | tuple[int, dict]:
+        refused = _refusal("x", None, params.get("reply_markup"))
+        return refused or self._edit(params, reply_markup=params.get("reply_markup"))
 
     def _api_answerCallbackQuery(self, params: dict) -> bool:
         with self.lock:
@@ -442,6 +476,21 @@ class FakeBotAPI:
         return True
 
 
+def _refusal(text: str, mode: str | None, markup: dict | None) -> tuple[int, dict] | None:
+    """Telegram's 400 for a text or keyboard it would refuse, or None."""
+    problem = check_html(text) if mode == "HTML" else None
+    if problem:
+        return 400, _err(400, f"Bad Request: can't parse entities: {problem}")
+    if len(_strip_html(text) if mode == "HTML" else text) > 4096:
+        return 400, _err(400, "Bad Request: message is too long")
+    if not text.strip():
+        return 400, _err(400, "Bad Request: message text is empty")
+    buttons = [b for row in (markup or {}).get("inline_keyboard", []) for b in row]
+    if any(len(b.get("callback_data", "").encode()) > 64 for b in buttons):
+        return 400, _err(400, "Bad Request: BUTTON_DATA_INVALID")
+    return None
+
+
 def _decode_params(content_type: str, body: bytes, query: str) -> dict:
     params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(query).items()}
     if "json" in content_type and body:
@@ -479,8 +528,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(*answer)
 
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
+    def _reply(self, status: int, body: dict | str) -> None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -497,3 +546,22 @@ def bot_api() -> Iterator[FakeBotAPI]:
     api = FakeBotAPI().start()
     yield api
     api.stop()
+
+
+async def say(
+    api: FakeBotAPI, text: str, chat: int, user: int | None = None, timeout: float = 10.0
+) -> Sent:
+    """A user writes in a chat; returns the bot's (first) answer."""
+    before = len(api.messages(chat))
+    api.user_sends(chat, text, user_id=user)
+    return (await api.wait_for(chat, before + 1, timeout))[before]
+
+
+async def until(condition: Any, timeout: float = 5.0) -> None:
+    """Wait until `condition()` is true (the bot answers in the background)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0.02)

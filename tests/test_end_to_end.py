@@ -20,6 +20,8 @@ import pytest
 from fakebotapi import FakeBotAPI
 from feedserver import FeedServer
 
+from bot.telegram.topics import topic_key
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "777000:END-to-END-secret"
 READER, BYSTANDER = 501, 502
@@ -84,8 +86,9 @@ def test_subscribe_then_one_alert_and_clean_stop(bot_api, feed_server, bot_proce
     bot_api.user_sends(BYSTANDER, "/start")
     wait(lambda: bot_api.messages(READER) and bot_api.messages(BYSTANDER), "the welcome")
     welcome = bot_api.messages(READER)[0]
-    assert ("PRC military exercises around Taiwan", "t:taiwan-exercises") in welcome.buttons
-    bot_api.user_presses(READER, welcome.message_id, "t:taiwan-exercises")
+    button = f"t:s:0:{topic_key('taiwan-exercises')}"
+    assert ("PRC military exercises around Taiwan", button) in welcome.buttons
+    bot_api.user_presses(READER, welcome.message_id, button)
     wait(lambda: bot_api.message(READER, welcome.message_id).edits, "the ✅ on the button")
     wait(lambda: feed_server.requests_for("/feed.xml"), "the first fetch")
 
@@ -97,7 +100,8 @@ def test_subscribe_then_one_alert_and_clean_stop(bot_api, feed_server, bot_proce
     alert = bot_api.messages(READER)[1]
     assert len(bot_api.messages(READER)) == 2, "the story must arrive exactly once"
     assert f'href="{STORY}"' in alert.text and "<b>PLA</b>" in alert.text
-    assert alert.text.startswith("🟠 <b>PRC military exercises around Taiwan</b>")
+    assert alert.text.startswith(f'<a href="{STORY}">')  # the headline first
+    assert "\n🟠 PRC military exercises around Taiwan\n" in alert.text
     assert len(bot_api.messages(BYSTANDER)) == 1  # the welcome only
 
     bot_process.send_signal(signal.SIGTERM)

@@ -12,6 +12,7 @@ PURE = [
     "bot.rules",
     "bot.poll.decide",
     "bot.telegram.messages",
+    "bot.telegram.digest",
     "bot.identity",
     "bot.models",
     "bot.status",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import logging
 import sys
 
 from bot.config import Settings, add_config_option, settings_from_args
@@ -57,19 +58,37 @@ def resolve_chat(chat: str, settings: Settings) -> tuple[int, str, str]:
 
 async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
     from telegram import Bot
-    from telegram.error import TelegramError
+    from telegram.error import InvalidToken, TelegramError
 
     from bot.telegram.app import api_base_url, quiet_token_loggers
 
     quiet_token_loggers()
     base = api_base_url(settings.telegram_api_url) if settings.telegram_api_url else None
     kwargs = {"base_url": base} if base else {}
+    token = settings.telegram_token or ""
+    unexpected = (
+        f"could not look up {name}: the Bot API gave an answer alertbot does not understand; "
+        "check ALERTBOT_TELEGRAM_API_URL, or pass the numeric chat id instead"
+    )
+    # python-telegram-bot logs a garbled answer with a traceback before raising; here that
+    # answer becomes one clear line below, so its records would only repeat it as noise
+    library = logging.getLogger("telegram")
+    level, library.level = library.level, logging.CRITICAL
     try:
-        async with Bot(settings.telegram_token or "", **kwargs) as bot:
+        async with Bot(token, **kwargs) as bot:
             chat = await bot.get_chat(name)
+    except InvalidToken:
+        raise AlertbotError("Telegram refused the bot token (TELEGRAM_BOT_TOKEN)") from None
     except TelegramError as exc:
-        raise AlertbotError(f"Telegram does not know {name}: {exc}") from None
-    return chat.id, chat.type, chat.title or name
+        reason = str(exc).replace(token, "***") if token else str(exc)
+        raise AlertbotError(f"Telegram could not look up {name}: {reason}") from None
+    except Exception:  # a malformed answer breaks parsing anywhere in PTB: say so, no traceback
+        raise AlertbotError(unexpected) from None
+    finally:
+        library.setLevel(level)
+    if not isinstance(getattr(chat, "id", None), int) or not getattr(chat, "type", None):
+        raise AlertbotError(unexpected)
+    return chat.id, str(chat.type), chat.title or name
 
 
 def _topics(settings: Settings, wanted: list[str]) -> list[str]:
@@ -133,7 +152,13 @@ def run_list(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
         with Store(settings.database) as store:
-            for sub in store.subscribers():
+            subscribers = store.subscribers()
+            if not subscribers:
+                print("No subscribers yet: people subscribe with /start in Telegram; "
+                      "channels with `alertbot subscribers add`.")  # fmt: skip
+                return 0
+            print("CHAT\tKIND TITLE\tSTATE\tDELIVERY\tTOPICS")
+            for sub in subscribers:
                 state = "active" if sub.active else "inactive"
                 mode = (
                     sub.mode if sub.mode != "digest" else f"digest {sub.digest_time} {sub.timezone}"

@@ -33,6 +33,7 @@ from bot.config.values import (
 from bot.durations import parse_duration
 from bot.errors import ConfigError
 from bot.models import Feed
+from bot.rules.yamlsrc import error_line
 
 __all__ = ["Settings", "load_settings", "parse_duration"]  # parse_duration: one parser for all
 
@@ -146,7 +147,7 @@ def _read_file(path: Path, named_by: str = "--config") -> dict[str, Any]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
+        line = error_line(exc, text)
         raise ConfigError(
             f"{path}:{line}: YAML syntax error: {exc.problem}; check indentation and quoting"
         ) from None

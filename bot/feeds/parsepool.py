@@ -106,7 +106,7 @@ class ParsePool:
             # a worker died (killed, out of memory) with this feed or another in hand: start
             # afresh for the next feed; this one is retried next cycle like any failure
             if self._pool is pool:
-                pool.shutdown(wait=False, cancel_futures=True)
+                _stop(pool, grace=0.0)
                 self._pool = self._start()
             raise FeedError(
                 f"{url}: the parser process died while reading this feed; it will be retried"
@@ -114,7 +114,7 @@ class ParsePool:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            _stop(self._pool, grace=5.0)
             self._pool = None
 
     def __enter__(self) -> ParsePool:
@@ -122,3 +122,19 @@ class ParsePool:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _stop(pool: Executor, grace: float) -> None:
+    """Shut the pool down and make sure its workers are gone within `grace` seconds.
+
+    A worker killed while it held the result queue's lock leaves its siblings blocked on that
+    lock for ever, and the executor's own shutdown then waits for them for ever (at interpreter
+    exit too): whatever has not left in time is killed."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            worker.kill()
+            worker.join(5.0)

@@ -74,9 +74,9 @@ def read_yaml(path: Path, source: Source) -> Any | None:
         try:
             node = _compose(text, source, yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark else 1
-            source.problem(line, f"YAML syntax error: {exc.problem or exc.context}")
+            source.problem(
+                error_line(exc, text), f"YAML syntax error: {exc.problem or exc.context}"
+            )
             return None
         except yaml.YAMLError as exc:
             source.problem(1, f"YAML error: {exc}")
@@ -183,6 +183,40 @@ class _Budget:
         self.left -= 1
         if self.left < 0:
             raise _TooMany
+
+
+def error_line(exc: yaml.MarkedYAMLError, text: str) -> int:
+    """The line the problem is on (1-based), which is not always PyYAML's problem mark.
+
+    PyYAML marks where it noticed the problem, often the start of the next line: a key
+    without its colon is noticed at the next token, an unclosed quote or bracket at the end
+    of the file. The problem's own line is then where that token or collection began (the
+    context mark), or, for "mapping values are not allowed here", where the text before the
+    colon began (a plain scalar PyYAML ran on into the next line).
+    """
+    problem, context = exc.problem_mark, exc.context_mark
+    why, where = exc.problem or "", exc.context or ""
+    began_earlier = context is not None and (problem is None or problem.line > context.line)
+    if began_earlier and where.startswith(("while scanning a", "while parsing a flow")):
+        return context.line + 1
+    if why.startswith("mapping values are not allowed") and problem is not None:
+        start = _last_scalar_line(text)
+        if start is not None and start <= problem.line:
+            return start + 1
+    mark = problem or context
+    return mark.line + 1 if mark else 1
+
+
+def _last_scalar_line(text: str) -> int | None:
+    """The 0-based line where the last scalar before a scanning error began."""
+    line = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, yaml.ScalarToken):
+                line = token.start_mark.line
+    except yaml.YAMLError:
+        pass
+    return line
 
 
 _constructor = yaml.SafeLoader("")

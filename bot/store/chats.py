@@ -44,6 +44,7 @@ class OutboxRow:
     attempts: int
     next_attempt: float
     last_error: str | None
+    created: float = 0.0  # when the story was queued: the digest it belongs to follows from it
 
 
 class ChatStore:
@@ -230,7 +231,8 @@ class ChatStore:
         return [
             OutboxRow(r[0], r[1], alert_from_json(r[2]), *r[3:])
             for r in self._query(
-                "SELECT id, chat_id, alert, state, attempts, next_attempt, last_error FROM outbox "
+                "SELECT id, chat_id, alert, state, attempts, next_attempt, last_error, created "
+                "FROM outbox "
                 f"WHERE {where} ORDER BY id LIMIT ?",
                 (*params, limit),
             )

@@ -34,6 +34,8 @@ class FeedState:
     not_found_since: float | None = None
     next_fetch: float | None = None
     disabled: bool = False
+    failing_since: float | None = None  # the first error of the current streak
+    notice: str = ""  # what admins were last told: "" | failing | disabled
     items: int = 0  # items seen (tombstones included)
 
 
@@ -82,6 +84,7 @@ class FeedStore:
         for row in self._query(sql, params):
             values = dict(zip(names, row, strict=False))
             values["disabled"] = bool(values["disabled"])
+            values["notice"] = values["notice"] or ""
             out.append(FeedState(**values, items=row[-1]))
         return out
 
@@ -106,7 +109,7 @@ class FeedStore:
             raise ValueError(f"record_fetch: unknown columns {sorted(unknown)}")
         now = self.clock()
         sets = dict(changes, last_fetch=now, last_success=now, error_count=0)
-        sets |= {"not_found_since": None}
+        sets |= {"not_found_since": None, "failing_since": None}
         assignments = ", ".join(f"{k} = ?" for k in sets)
         self._write(f"UPDATE feeds SET {assignments} WHERE name = ?", [*sets.values(), name])
 
@@ -123,10 +126,10 @@ class FeedStore:
         now = self.clock()
         self._write(
             "UPDATE feeds SET last_fetch = ?, last_error = ?, last_error_at = ?, next_fetch = ?, "
-            "error_count = error_count + ?, "
+            "error_count = error_count + ?, failing_since = coalesce(failing_since, ?), "
             "not_found_since = CASE WHEN ? = 404 THEN coalesce(not_found_since, ?) ELSE NULL END "
             "WHERE name = ?",
-            (now, error, now, next_fetch, 1 if count else 0, status, now, name),
+            (now, error, now, next_fetch, 1 if count else 0, now, status, now, name),
         )
         state = self.feed_state(name)
         assert state is not None, f"feed {name!r} is not in the store (sync_feeds first)"
@@ -139,6 +142,14 @@ class FeedStore:
             "WHERE name = ?",
             (reason, self.clock(), name),
         )
+
+    def feed_titles(self) -> dict[str, str]:
+        """Feed name -> the title the feed gives itself (feeds without one are left out)."""
+        return dict(self._query("SELECT name, title FROM feeds WHERE coalesce(title, '') != ''"))
+
+    def set_feed_notice(self, name: str, notice: str) -> None:
+        """Remember what admins were told about this feed (survives restarts)."""
+        self._write("UPDATE feeds SET notice = ? WHERE name = ?", (notice, name))
 
     def set_feed_url(self, name: str, url: str) -> None:
         """A permanent redirect: fetch the new address from now on."""

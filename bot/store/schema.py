@@ -75,8 +75,17 @@ def _v2(db: Database) -> None:
     db.execute("CREATE INDEX articles_retry ON articles (retry_item) WHERE retry_item IS NOT NULL")
 
 
+def _feed_notices(db: Database) -> None:
+    # admin notices decided by time failing, told once per incident across restarts
+    db.execute("ALTER TABLE feeds ADD COLUMN failing_since REAL")
+    db.execute("ALTER TABLE feeds ADD COLUMN notice TEXT NOT NULL DEFAULT ''")
+    db.execute(
+        "UPDATE feeds SET failing_since = coalesce(last_success, added_at) WHERE error_count > 0"
+    )
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _feed_notices)
 
 
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:

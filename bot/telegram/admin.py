@@ -11,15 +11,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from telegram import Update
-from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import status
+from bot.durations import approximate
 from bot.telegram.messages import esc, split_lines
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
+
+
+async def _refuse(update: Update) -> None:
+    word = (update.effective_message.text or "").split()[0].split("@")[0]
+    await update.effective_message.reply_text(f"{esc(word)} is for the bot's admins.")
 
 
 def _is_admin(update: Update, context: Context) -> bool:
@@ -29,7 +34,7 @@ def _is_admin(update: Update, context: Context) -> bool:
 
 async def _reply_lines(update: Update, lines: list[str]) -> None:
     for part in split_lines(lines):
-        await update.effective_message.reply_text(part, parse_mode=ParseMode.HTML)
+        await update.effective_message.reply_text(part)
 
 
 def _facts(context: Context) -> status.StatusFacts:
@@ -41,7 +46,7 @@ def _facts(context: Context) -> status.StatusFacts:
 async def status_command(update: Update, context: Context) -> None:
     """Admins: last cycle, feeds' health, outbox backlog and failures, subscribers per topic."""
     if not _is_admin(update, context):
-        await update.effective_message.reply_text("That command is for the bot's admins.")
+        await _refuse(update)
         return
     await _reply_lines(update, status.status_lines(_facts(context), status.HTML))
 
@@ -49,7 +54,7 @@ async def status_command(update: Update, context: Context) -> None:
 async def feeds(update: Update, context: Context) -> None:
     """Admins: every feed with its address, state, last success and error, next fetch."""
     if not _is_admin(update, context):
-        await update.effective_message.reply_text("That command is for the bot's admins.")
+        await _refuse(update)
         return
     await _reply_lines(update, status.feed_lines(_facts(context), status.HTML))
 
@@ -57,7 +62,7 @@ async def feeds(update: Update, context: Context) -> None:
 async def reload(update: Update, context: Context) -> None:
     """Admins: reload the rules; on errors keep the old ones and list every problem."""
     if not _is_admin(update, context):
-        await update.effective_message.reply_text("That command is for the bot's admins.")
+        await _refuse(update)
         return
     reloader = context.bot_data["options"].reloader
     if reloader is None:
@@ -80,37 +85,64 @@ def admin_notifier(bot: Any, admin_ids: set[int]) -> Callable[[str], Awaitable[N
     async def notify(text: str) -> None:
         stamp = datetime.now(UTC).strftime("%H:%M UTC")
         for admin in sorted(admin_ids):
-            try:
-                await bot.send_message(admin, f"⚠️ {esc(text)} ({stamp})", parse_mode=ParseMode.HTML)
+            try:  # HTML and no link previews come from the Application's Defaults
+                await bot.send_message(admin, f"⚠️ {esc(text)} ({stamp})")
             except TelegramError as exc:
                 log.warning("could not notify admin %s: %s", admin, exc)
 
     return notify
 
 
-def feed_notices(feeds: list[Any], told: dict[str, str], failing_after: int = 5) -> list[str]:
-    """What admins have not yet been told about feeds (updates `told`: name -> state)."""
-    notices = []
+FAILING_AFTER = 3600.0  # a feed failing this long is worth an admin's attention
+
+
+def feed_notices(
+    feeds: list[Any], now: float, failing_after: float = FAILING_AFTER
+) -> list[tuple[str, str, str]]:
+    """(feed, notice, text) for each feed whose state admins have not been told yet: disabled,
+    failing for `failing_after` seconds, or working again after either (a recovery)."""
+    out = []
     for feed in feeds:
-        state = "disabled" if feed.disabled else ""
-        state = state or ("failing" if feed.error_count >= failing_after else "")
-        if state and told.get(feed.name) != state:
-            why = (feed.last_error or "no reason recorded")[:200]
-            if state == "disabled":
-                notices.append(f"Feed {feed.name} is disabled: {why}")
-            else:
-                notices.append(f"Feed {feed.name} keeps failing ({feed.error_count} times): {why}")
-        told[feed.name] = state
-    return notices
+        state = _notice_state(feed, now, failing_after)
+        if state is None or state == feed.notice:
+            continue
+        why = (feed.last_error or "no reason recorded")[:200]
+        if state == "disabled":
+            text = f"Feed {feed.name} is disabled: {why}"
+        elif state == "failing":
+            since = feed.failing_since or now
+            text = (
+                f"Feed {feed.name} has been failing for {approximate(now - since)} "
+                f"({feed.error_count} errors): {why}"
+            )
+        else:
+            text = f"Feed {feed.name} works again."
+        out.append((feed.name, state, text))
+    return out
+
+
+def _notice_state(feed: Any, now: float, failing_after: float) -> str | None:
+    """disabled | failing | "" (healthy); None while a failure is younger than the bar."""
+    if feed.disabled:
+        return "disabled"
+    if feed.error_count == 0:
+        return ""
+    since = feed.failing_since or feed.last_error_at or now
+    return "failing" if now - since >= failing_after else None
 
 
 async def watch_feeds(
-    store: Any, notify: Callable[[str], Awaitable[None]], stop: asyncio.Event, every: float = 60
+    store: Any,
+    notify: Callable[[str], Awaitable[None]],
+    stop: asyncio.Event,
+    every: float = 60,
+    clock: Callable[[], float] = time.time,
 ) -> None:
-    """Until `stop`: tell admins, unprompted, when a feed is disabled or keeps failing."""
-    told: dict[str, str] = {}
+    """Until `stop`: tell admins, once per incident (remembered in the store across restarts),
+    when a feed is disabled or keeps failing, and when it works again."""
     while not stop.is_set():
-        for notice in feed_notices(store.feed_health(), told):
-            await notify(notice)
+        for name, state, text in feed_notices(store.feed_health(), clock()):
+            await notify(text)
+            store.set_feed_notice(name, state)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from telegram import BotCommand
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
+    Defaults,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -25,16 +29,16 @@ from bot.telegram.handlers import (
     list_topics,
     on_error,
     plain_text,
-    start,
     stop,
+    stop_answer,
     subscribe,
     test_text,
-    toggle,
-    topics,
     unknown_command,
     unsubscribe,
 )
-from bot.telegram.settings import SETTINGS_COMMANDS
+from bot.telegram.members import membership, reactivate
+from bot.telegram.settings import SETTINGS_COMMANDS, zone_button
+from bot.telegram.topics import page, start, toggle, topics
 
 log = logging.getLogger(__name__)
 COMMANDS = [
@@ -48,8 +52,8 @@ COMMANDS = [
     ("instant", "alerts as they come"),
     ("mute", "quiet for a while: /mute 2h"),
     ("unmute", "alerts again"),
-    ("test", "try the rules on a text"),
-    ("stop", "unfollow everything and forget me"),
+    ("test", "see the alert a text would bring"),
+    ("stop", "unfollow everything and forget me (asks first)"),
     ("help", "what I can do"),
 ]
 
@@ -75,12 +79,19 @@ def build_application(
     base_url: str | None = None,
     per_second: float = 30.0,
 ) -> Application:
-    """The Application with every handler, the global rate limiter and our data in bot_data."""
+    """The Application with every handler, the global rate limiter and our data in bot_data.
+
+    Every message is HTML without link previews (one Defaults for every call); the timed
+    work (delivery, admin notices) runs as our own asyncio tasks, so no JobQueue."""
     quiet_token_loggers()
-    builder = ApplicationBuilder().token(token).rate_limiter(rate_limiter(per_second))
+    defaults = Defaults(
+        parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+    )
+    builder = ApplicationBuilder().token(token).defaults(defaults)
+    builder = builder.rate_limiter(rate_limiter(per_second)).job_queue(None)
     if base_url:
         builder = builder.base_url(api_base_url(base_url))
-    app = builder.post_init(_post_init).build()
+    app = builder.build()
     options = options or BotOptions()
     if options.reloader is None and options.rules_path is not None:
         options.reloader = Reloader(options.rules_path, rulebook)
@@ -92,11 +103,16 @@ def build_application(
 
 
 async def start_polling(app: Application, timeout: int = 10) -> None:
-    """Initialize, publish the command menu and poll for updates in the background."""
+    """Initialize, publish the command menu and poll for updates in the background.
+
+    The menu is published here, not in a post_init hook: those run only under
+    run_polling/run_webhook, and we share the event loop with the poller instead."""
     await app.initialize()
-    await _post_init(app)
+    await publish_commands(app)
     await app.start()
-    await app.updater.start_polling(timeout=timeout, poll_interval=0)
+    await app.updater.start_polling(
+        timeout=timeout, poll_interval=0, allowed_updates=Update.ALL_TYPES
+    )
 
 
 async def stop_polling(app: Application) -> None:
@@ -108,7 +124,7 @@ async def stop_polling(app: Application) -> None:
     await app.shutdown()
 
 
-async def _post_init(app: Application) -> None:
+async def publish_commands(app: Application) -> None:
     """Publish the command menu."""
     try:
         await app.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
@@ -117,7 +133,9 @@ async def _post_init(app: Application) -> None:
 
 
 def add_handlers(app: Application) -> None:
-    """Register every command, button and fallback handler."""
+    """Register every command, button, membership and fallback handler."""
+    app.add_handler(TypeHandler(Update, reactivate), group=-1)  # first, for every update
+    app.add_handler(ChatMemberHandler(membership, ChatMemberHandler.MY_CHAT_MEMBER))
     commands = {
         "start": start, "topics": topics, "subscribe": subscribe, "unsubscribe": unsubscribe,
         "list": list_topics, "test": test_text, "stop": stop, "help": help_,
@@ -125,6 +143,9 @@ def add_handlers(app: Application) -> None:
     for name, handler in (commands | SETTINGS_COMMANDS | ADMIN_COMMANDS).items():
         app.add_handler(CommandHandler(name, handler))
     app.add_handler(CallbackQueryHandler(toggle, pattern=r"^t:"))
+    app.add_handler(CallbackQueryHandler(page, pattern=r"^p:"))
+    app.add_handler(CallbackQueryHandler(stop_answer, pattern=r"^stop:"))
+    app.add_handler(CallbackQueryHandler(zone_button, pattern=r"^tz:"))
     # in groups, commands meant for other bots are none of our business
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, plain_text))

@@ -36,19 +36,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 from telegram.ext import AIORateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.telegram.messages import render_alert, render_digest, render_plain, split_lines, strip_tags
+from bot.telegram.digest import render_digest
+from bot.telegram.messages import Decisive, render_alert, render_plain, split_lines, strip_tags
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 Notify = Callable[[str], Awaitable[None]]
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 @dataclass
@@ -84,30 +83,42 @@ class Stalled(Exception):
         self.seconds = seconds
 
 
+class _HandledRetryAfter(logging.Filter):
+    """Drops only the limiter's 'after maximum of 0 retries' traceback: the Deliverer handles
+    (and logs) every RetryAfter itself; the limiter's other records still get through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Rate limit hit after maximum")
+
+
 def rate_limiter(per_second: float = 30.0) -> AIORateLimiter:
     """The global limiter for ApplicationBuilder().rate_limiter(...): ~30/s, 20/min per group."""
-    # With max_retries=0 it logs every RetryAfter as an error with a traceback; the Deliverer
-    # handles (and logs) RetryAfter itself, so that logger only adds noise.
-    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
+    logger = logging.getLogger("telegram.ext.AIORateLimiter")
+    if not any(isinstance(f, _HandledRetryAfter) for f in logger.filters):
+        logger.addFilter(_HandledRetryAfter())
     return AIORateLimiter(overall_max_rate=per_second, max_retries=0)
 
 
 class ChatLimiter:
-    """At most 1 message per second to a private chat and 20 per minute to a group or channel."""
+    """At most 1 message per second to a private chat, which AIORateLimiter does not limit
+    (it already holds groups and channels to 20 a minute: they are not limited twice)."""
 
     def __init__(self, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
         self.clock, self.sleep = clock, sleep
         self.recent: dict[int | str, deque[float]] = defaultdict(deque)
 
     @staticmethod
-    def window(chat_id: int | str) -> tuple[int, float]:
-        """(messages, seconds) allowed for this kind of chat."""
+    def window(chat_id: int | str) -> tuple[int, float] | None:
+        """(messages, seconds) allowed for a private chat; None for the others."""
         private = isinstance(chat_id, int) and chat_id > 0
-        return (1, 1.0) if private else (20, 60.0)
+        return (1, 1.0) if private else None
 
     async def wait(self, chat_id: int | str) -> None:
         """Return when one more message to `chat_id` keeps within its limit (and count it)."""
-        count, period = self.window(chat_id)
+        window = self.window(chat_id)
+        if window is None:
+            return
+        count, period = window
         if len(self.recent) > 10_000:  # forget chats not written to for a minute
             cutoff = self.clock() - 60
             self.recent = defaultdict(
@@ -165,6 +176,7 @@ class Deliverer:
         self.stalled_until = 0.0
         self.halt = asyncio.Event()  # set: finish the messages in flight, start no others
         self.on_pass: Callable[[Stats], None] | None = None  # e.g. Metrics.observe_delivery
+        self.decisive: Decisive | None = None  # which highlights are bold (rules' Emphasis)
 
     # -- the loop -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
@@ -218,7 +230,7 @@ class Deliverer:
             await self._serve_digest(sub, rows, stats)
         else:
             for row in rows:
-                if self.halt.is_set() or not await self._deliver(row, stats):
+                if self.halt.is_set() or not await self._deliver(row, sub, stats):
                     break  # keep this chat's order: the rest waits for the next pass
 
     def _postpone(self, rows: Sequence[Any], until: float, stats: Stats) -> None:
@@ -227,13 +239,14 @@ class Deliverer:
         stats.postponed += len(rows)
 
     # -- one row (or one digest) ------------------------------------------------------
-    async def _deliver(self, row: Any, stats: Stats) -> bool:
+    async def _deliver(self, row: Any, sub: Any, stats: Stats) -> bool:
         """Send one row; True when the chat can go on to its next row."""
+        title = self._feed_titles().get(row.alert.item.feed)
 
         def texts(plain: bool) -> list[str]:
             if plain:
-                return split_lines(render_plain(row.alert).split("\n"))
-            return render_alert(row.alert)
+                return split_lines(render_plain(row.alert, title, sub.timezone).split("\n"))
+            return render_alert(row.alert, title, sub.timezone, self.decisive)
 
         return await self._attempt([row], row.chat_id, texts, stats)
 
@@ -336,11 +349,10 @@ class Deliverer:
         while True:
             await self._pause()
             try:
+                # link previews follow the Application's Defaults; the parse mode is ours
+                # because a refused HTML message is resent as plain text
                 message = await self.bot.send_message(
-                    chat_id,
-                    text,
-                    parse_mode=None if plain else ParseMode.HTML,
-                    link_preview_options=NO_PREVIEW,
+                    chat_id, text, parse_mode=None if plain else ParseMode.HTML
                 )
                 return message.message_id
             except RetryAfter as exc:
@@ -362,7 +374,9 @@ class Deliverer:
         now = self.clock()
         ready, waiting = [], defaultdict(list)
         for row in rows:
-            slot = digest_slot(row.next_attempt, sub.digest_time or "08:00", sub.timezone)
+            # a story belongs to the first digest after it arrived, by the current settings:
+            # a changed time or zone, or a mute over the slot, never makes it a day late
+            slot = digest_slot(row.created, sub.digest_time or "08:00", sub.timezone)
             if slot <= now or row.last_error:  # a digest whose sending failed retries now
                 ready.append(row)
             else:
@@ -374,12 +388,17 @@ class Deliverer:
 
     async def _send_digest(self, sub: Any, rows: list[Any], stats: Stats) -> None:
         day = digest_day(self.clock(), sub.timezone)
-        html_texts = render_digest([r.alert for r in rows], day)
+        alerts = [r.alert for r in rows]
+        html_texts = render_digest(alerts, day, sub.timezone, self._feed_titles())
 
         def texts(plain: bool) -> list[str]:
             return [html.unescape(strip_tags(t)) for t in html_texts] if plain else html_texts
 
         await self._attempt(rows, sub.chat_id, texts, stats)
+
+    def _feed_titles(self) -> dict[str, str]:
+        """Feed name -> the feed's own title (the source readers recognise)."""
+        return self.store.feed_titles()
 
 
 def digest_day(now: float, tz: str | None) -> date:

@@ -1,4 +1,4 @@
-"""The command and button handlers people talk to (telegram/app.py builds the Application)."""
+"""The command handlers people talk to, and what they share (topics.py has the topic pages)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,21 @@ import contextlib
 import difflib
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from telegram import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    LinkPreviewOptions,
-    Update,
-)
-from telegram.constants import ChatMemberStatus, ParseMode
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
-from telegram.ext import (
-    ContextTypes,
-)
+from telegram.ext import ContextTypes
 
 from bot.durations import format_duration
 from bot.models import Feed, Item
+from bot.rules.emphasis import emphasis_of
 from bot.rules.reload import Reloader
-from bot.telegram.messages import esc, render_matches
+from bot.telegram.messages import esc, render_matches, split_lines
 
 
 @dataclass
@@ -43,10 +36,6 @@ class BotOptions:
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
-WELCOME = (
-    "I watch conflict and security reporting and alert you when a report matches your topics.\n"
-    "Tap a topic to follow it (✅ = following); /help lists everything I can do."
-)
 HELP = """<b>Topics</b>
 /topics – every topic, with buttons to follow it
 /subscribe ID… or all – follow topics by id
@@ -54,12 +43,12 @@ HELP = """<b>Topics</b>
 /list – what you follow and how you get it
 <b>Delivery</b>
 /digest HH:MM – one digest a day at that time
-/timezone Area/City – your time zone (default UTC)
+/timezone Area/City – your time zone (default UTC); alone, shows it
 /instant – every alert as it comes
 /mute 2h – quiet for a while · /unmute
 <b>Other</b>
-/test TEXT – which topics would fire on TEXT
-/stop – unfollow everything and forget this chat
+/test TEXT – the alert a report with TEXT would bring
+/stop – unfollow everything and forget this chat (asks first)
 /help – this message"""
 ADMIN_HELP = "\n<b>Admin</b>\n/status – health · /feeds – feeds · /reload – reload rules"
 
@@ -78,13 +67,14 @@ def _rules(context: Context) -> list[Any]:
 
 
 async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Answer in the chat the update came from (HTML, no link previews)."""
-    await update.effective_message.reply_text(
-        text,
-        parse_mode=ParseMode.HTML,
-        reply_markup=markup,
-        link_preview_options=LinkPreviewOptions(is_disabled=True),
-    )
+    """Answer in the chat the update came from (HTML, no previews: the Application's Defaults)."""
+    await update.effective_message.reply_text(text, reply_markup=markup)
+
+
+def command_word(update: Update) -> str:
+    """The command the user sent, without the bot's @name ('/subscribe')."""
+    text = update.effective_message.text if update.effective_message else ""
+    return (text or "").split()[0].split("@")[0] if (text or "").startswith("/") else ""
 
 
 def allowed(context: Context, chat_id: int, user_id: int | None) -> bool:
@@ -106,7 +96,8 @@ async def may_change(update: Update, context: Context) -> bool:
     member = await context.bot.get_chat_member(chat.id, user.id)
     if member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER):
         return True
-    await _say(update, "Only an admin of this group can change its topics.")
+    what = f"use {command_word(update)}" if update.message else "change its topics"
+    await _say(update, f"Only an admin of this group can {what} here.")
     return False
 
 
@@ -115,6 +106,19 @@ async def _say(update: Update, text: str) -> None:
         await update.callback_query.answer(text, show_alert=True)
     else:
         await reply(update, esc(text))
+
+
+async def known_subscriber(update: Update, context: Context) -> Any | None:
+    """The chat's subscriber; when there is none, says how to start (settings never create
+    one: a chat that sent /stop stays forgotten)."""
+    sub = _store(context).get_subscriber(update.effective_chat.id)
+    if sub is None:
+        await reply(
+            update,
+            "This chat follows no topics, so there is nothing to deliver yet. "
+            "/topics to choose some; then this setting applies to them.",
+        )
+    return sub
 
 
 def ensure_subscriber(update: Update, context: Context) -> None:
@@ -127,18 +131,10 @@ def ensure_subscriber(update: Update, context: Context) -> None:
         store.add_subscriber(chat.id, kind=chat.type, title=title)
 
 
-def keyboard(rules: Iterable[Any], subscribed: set[str]) -> InlineKeyboardMarkup:
-    """One toggle button per topic; ✅ marks those followed."""
-    rows = []
-    for rule in rules:
-        label = f"{'✅ ' if rule.id in subscribed else ''}{rule.title}"
-        rows.append([InlineKeyboardButton(label[:60], callback_data=f"t:{rule.id}"[:64])])
-    return InlineKeyboardMarkup(rows)
-
-
 def resolve(words: list[str], rules: list[Any]) -> tuple[list[str], list[str]]:
     """Topic ids named by `words` ('all' means every one) and the words that name none."""
     ids = [r.id for r in rules]
+    words = [w for word in words for w in word.split(",") if w]  # "kursk, port-strikes"
     if any(w.lower() == "all" for w in words):
         return ids, []
     known = {i.lower(): i for i in ids}
@@ -153,25 +149,6 @@ def did_you_mean(word: str, rules: list[Any]) -> str:
     return f"Unknown topic <code>{esc(word)}</code>.{hint}"
 
 
-# -- conversation handlers ------------------------------------------------------------
-async def start(update: Update, context: Context) -> None:
-    """Welcome the chat and show the topic buttons."""
-    subscribed = _store(context).subscriptions(update.effective_chat.id)
-    await reply(update, esc(WELCOME), keyboard(_rules(context), subscribed))
-
-
-async def topics(update: Update, context: Context) -> None:
-    """List every topic with its description, and the toggle buttons."""
-    rules = _rules(context)
-    lines = ["<b>Topics</b> (tap to follow or unfollow):", ""]
-    for rule in rules:
-        description = (rule.description or "").strip().split("\n")[0]
-        lines.append(f"• <b>{esc(rule.title)}</b> <code>{esc(rule.id)}</code> – {esc(description)}")
-    subscribed = _store(context).subscriptions(update.effective_chat.id)
-    lines += gone_lines(sorted(subscribed - {r.id for r in rules}))
-    await reply(update, "\n".join(lines)[:4000], keyboard(rules, subscribed))
-
-
 def gone_lines(rule_ids: list[str]) -> list[str]:
     """Topics a chat follows whose rule was removed: they no longer alert; say so."""
     return [
@@ -179,27 +156,6 @@ def gone_lines(rule_ids: list[str]) -> list[str]:
         f"alerts; /unsubscribe {esc(i)} to drop it"
         for i in rule_ids
     ]
-
-
-async def toggle(update: Update, context: Context) -> None:
-    """Follow or unfollow the topic on the tapped button."""
-    query = update.callback_query
-    rule_id = (query.data or "")[2:]
-    rule = context.bot_data["rulebook"].get(rule_id)
-    if rule is None:
-        await query.answer("That topic no longer exists.", show_alert=True)
-        return
-    if not await may_change(update, context):
-        return
-    chat_id, store = update.effective_chat.id, _store(context)
-    ensure_subscriber(update, context)
-    if rule_id in store.subscriptions(chat_id):
-        store.unsubscribe(chat_id, [rule_id])
-        await query.answer(f"Unfollowed: {rule.title}")
-    else:
-        store.subscribe(chat_id, [rule_id])
-        await query.answer(f"Following: {rule.title}")
-    await query.edit_message_reply_markup(keyboard(_rules(context), store.subscriptions(chat_id)))
 
 
 async def _change(update: Update, context: Context, follow: bool) -> None:
@@ -220,12 +176,16 @@ async def _change(update: Update, context: Context, follow: bool) -> None:
         return
     chat_id, store = update.effective_chat.id, _store(context)
     lines = [did_you_mean(w, rules) for w in unknown]
+    found = list(dict.fromkeys(found))
     if found:
-        ensure_subscriber(update, context)
+        if follow:  # unfollowing never creates a subscriber (no ghosts after /stop)
+            ensure_subscriber(update, context)
         (store.subscribe if follow else store.unsubscribe)(chat_id, found)
         done = "Following" if follow else "No longer following"
-        lines.insert(0, f"{done}: {', '.join(f'<code>{esc(i)}</code>' for i in found)}.")
-    await reply(update, "\n".join(lines))
+        named = ", ".join(f"<code>{esc(i)}</code>" for i in found)
+        lines.insert(0, f"{done}: {named}." if len(found) <= 20 else f"{done} {len(found)} topics.")
+    for part in split_lines(lines):
+        await reply(update, part)
 
 
 async def subscribe(update: Update, context: Context) -> None:
@@ -242,17 +202,13 @@ async def list_topics(update: Update, context: Context) -> None:
     """Show the topics this chat follows and how alerts are delivered."""
     chat_id, store = update.effective_chat.id, _store(context)
     sub, ids = store.get_subscriber(chat_id), sorted(store.subscriptions(chat_id))
-    if not ids:
-        await reply(update, "You follow no topics yet. /topics shows them.")
-        return
     names = {r.id: r.title for r in _rules(context)}
-    lines = ["<b>You follow:</b>"] + [
-        f"• {esc(names[i])} <code>{esc(i)}</code>" for i in ids if i in names
-    ]
+    lines = ["You follow no topics yet. /topics shows them."] if not ids else ["<b>You follow:</b>"]
+    lines += [f"• {esc(names[i])} <code>{esc(i)}</code>" for i in ids if i in names]
     lines += gone_lines([i for i in ids if i not in names])
-    lines.append("")
-    lines.append(f"Delivery: {esc(delivery_mode(sub, time.time()))}")
-    await reply(update, "\n".join(lines))
+    lines += ["", f"Delivery: {esc(delivery_mode(sub, time.time()))}"]
+    for part in split_lines(lines):
+        await reply(update, part)
 
 
 def delivery_mode(sub: Any, now: float | None = None) -> str:
@@ -280,20 +236,48 @@ async def test_text(update: Update, context: Context) -> None:
             "Send the text after the command, e.g. <code>/test PLA drills near Taiwan</code>.",
         )
         return
-    item = Item(
-        feed="test", uid="test", story_key="test", title="", link="", published=None, text=text
-    )
-    for part in render_matches(context.bot_data["rulebook"].match(item)):
+    rulebook = context.bot_data["rulebook"]
+    item = Item("test", "test", "test", "", "", None, text)
+    sub = _store(context).get_subscriber(update.effective_chat.id)
+    tz = sub.timezone if sub else None
+    for part in render_matches(rulebook.match(item), text, tz, emphasis_of(rulebook)):
         await reply(update, part)
 
 
+COME_BACK = "To come back: /start and tap topics, or /subscribe ID."
+
+
 async def stop(update: Update, context: Context) -> None:
-    """Unfollow everything and delete what is stored about this chat."""
+    """Ask to confirm, with a button, before forgetting this chat."""
+    if not await may_change(update, context):
+        return
+    if _store(context).get_subscriber(update.effective_chat.id) is None:
+        await reply(update, f"This chat follows nothing; there is nothing to stop. {COME_BACK}")
+        return
+    buttons = [
+        InlineKeyboardButton("Yes, stop everything", callback_data="stop:yes"),
+        InlineKeyboardButton("Cancel", callback_data="stop:no"),
+    ]
+    await reply(
+        update,
+        "Stop every alert and forget this chat's topics and settings?",
+        InlineKeyboardMarkup([buttons]),
+    )
+
+
+async def stop_answer(update: Update, context: Context) -> None:
+    """The /stop buttons: forget the chat, or leave everything as it was."""
+    query = update.callback_query
+    if query.data != "stop:yes":
+        await query.answer()
+        await query.edit_message_text("Nothing changed. /list shows what you follow.")
+        return
     if not await may_change(update, context):
         return
     _store(context).delete_subscriber(update.effective_chat.id)
-    await reply(
-        update, "Done: you follow nothing and I have forgotten this chat. /start to come back."
+    await query.answer("Stopped.")
+    await query.edit_message_text(
+        f"Done: you follow nothing and I have forgotten this chat. {COME_BACK}"
     )
 
 
@@ -306,8 +290,7 @@ async def help_(update: Update, context: Context) -> None:
 
 async def unknown_command(update: Update, context: Context) -> None:
     """Answer a command the bot does not know."""
-    word = (update.effective_message.text or "").split()[0].split("@")[0]
-    await reply(update, f"I don't know {esc(word)}. /help lists what I can do.")
+    await reply(update, f"I don't know {esc(command_word(update))}. /help lists what I can do.")
 
 
 async def plain_text(update: Update, context: Context) -> None:

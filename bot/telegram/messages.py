@@ -1,12 +1,23 @@
-"""Telegram message text for alerts and digests: HTML escaped, trimmed and split at 4096."""
+"""Telegram message text for alerts and /test: headline first, few snippets, sparing bold.
+
+An alert reads top to bottom in the order a subscriber decides: the headline (linked), the
+source and local time, the topics on one line, then at most three snippets for the whole
+message, each sentence once, in report order, never the headline again. Bold marks only the
+decisive terms (an `Emphasis` predicate says which) and stays under a quarter of the text.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
-from bot.models import Alert, Match, Snippet
+from bot.models import Alert, Item, Match, Snippet
+from bot.rules.text import sentence_spans
 
 LIMIT = 4096  # Telegram's maximum message length
 LEVEL_MARK = {"low": "🔵", "medium": "🟡", "high": "🟠", "critical": "🔴"}
@@ -14,7 +25,11 @@ LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 ELLIPSIS = "…"
 MAX_TITLE = 300
 MAX_FEED = 100
-MIN_SNIPPET = 60  # below this a snippet says nothing; split the message instead
+MAX_SNIPPETS = 3  # for the whole message, however many topics fired
+SNIPPET_CHARS = 600  # three of these, the head and the topics line stay under LIMIT
+TOPICS_CHARS = 1000  # the topics line names as many as fit, then "+N more"
+BOLD_SHARE = 0.25  # bold stays under this share of the visible text
+Decisive = Callable[[str], bool]  # is this highlighted text worth bold?
 
 
 def esc(text: str) -> str:
@@ -39,39 +54,119 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
-def when(published: datetime | None) -> str:
+# -- time ------------------------------------------------------------------------------------
+def zone(tz: str | None) -> ZoneInfo:
+    """The subscriber's zone; UTC when unset or unknown."""
+    try:
+        return ZoneInfo(tz or "UTC")
+    except (ValueError, KeyError, OSError):
+        return ZoneInfo("UTC")
+
+
+def zone_label(moment: datetime) -> str:
+    """A local time's zone as people write it: EEST, CET, UTC, or UTC+03 (no abbreviation)."""
+    name = moment.tzname() or "UTC"
+    return f"UTC{name}" if name[:1] in "+-" else name
+
+
+def clock_time(moment: datetime | None, tz: str | None, day: bool = True) -> str:
+    """A time in the subscriber's zone with its abbreviation ('14 Oct 2024, 21:30 EEST')."""
+    if moment is None:
+        return ""
+    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone(tz))
+    stamp = local.strftime("%-d %b %Y, %H:%M" if day else "%H:%M")
+    return f"{stamp} {zone_label(local)}"
+
+
+def when(published: datetime | None, tz: str | None = None) -> str:
     """A publication time as readers expect it, or '' when unknown."""
-    return published.strftime("%-d %b %Y, %H:%M UTC") if published else ""
+    return clock_time(published, tz)
 
 
-def snippet_html(snippet: Snippet, limit: int | None = None) -> str:
-    """A snippet (trimmed to `limit` visible characters) with its matched terms in bold."""
-    return _snippet(snippet, limit, "<b>", "</b>", esc)
+# -- snippets: which, in what order, what in bold -------------------------------------------
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
 
 
-def snippet_plain(snippet: Snippet, limit: int | None = None) -> str:
-    """A snippet with its matched terms marked **like this**."""
-    return _snippet(snippet, limit, "**", "**", lambda s: s)
+def _is_headline(snippet: Snippet, title: str) -> bool:
+    core, head = _norm(snippet.text), _norm(title)
+    if not core or not head:
+        return False
+    return core == head or core in head or (head in core and len(head) >= 0.6 * len(core))
 
 
-def _snippet(snippet: Snippet, limit: int | None, on: str, off: str, escape) -> str:
-    text, spans = snippet.text, _clean_spans(snippet.highlights, len(snippet.text))
-    cut = ""
-    if limit is not None and len(text) > limit:
-        end = max(limit - 1, 0)
-        space = text.rfind(" ", 0, end)
-        end = space if space > end * 0.6 else end
-        text, cut = text[:end].rstrip(), ELLIPSIS
-        spans = [(s, min(e, len(text))) for s, e in spans if s < len(text)]
-    out, pos = [], 0
-    for start, end in spans:
-        out += [escape(text[pos:start]), on, escape(text[start:end]), off]
-        pos = end
-    out.append(escape(text[pos:]))
-    return " ".join("".join(out).split()) + cut
+def _locate(snippet: Snippet, item: Item) -> tuple[int, int] | None:
+    """The sentence the snippet quotes, as a span over title + content (None: not found).
+
+    A snippet is a slice of its sentence, with "…" where it was trimmed: two topics may quote
+    different slices of one long sentence, and both locate to that sentence here."""
+    core = snippet.text.strip(ELLIPSIS + " ")
+    title = item.title or ""
+    for offset, text in ((0, title), (len(title) + 1, item.text or "")):
+        found = text.find(core) if core else -1
+        if found >= 0:
+            for start, end, _ in _sentences(text):
+                if start <= found < end:
+                    return offset + start, offset + end
+            return offset + found, offset + found + len(core)
+    return None
 
 
-def _clean_spans(spans: Iterable[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+@lru_cache(maxsize=64)
+def _sentences(text: str) -> list[tuple[int, int, int]]:
+    """A report's sentence spans, split once for the many chats one alert goes to."""
+    return sentence_spans(text)
+
+
+def _same(a: tuple[str, tuple[int, int] | None], b: tuple[str, tuple[int, int] | None]) -> bool:
+    """One sentence: the same words, or overlapping places in the report."""
+    if a[0] == b[0]:
+        return True
+    return a[1] is not None and b[1] is not None and a[1][0] < b[1][1] and b[1][0] < a[1][1]
+
+
+def ordered(matches: Iterable[Match]) -> list[Match]:
+    """Most severe first, then by title."""
+    return sorted(matches, key=lambda m: (LEVEL_ORDER.get(m.level, 9), m.title))
+
+
+def pick_snippets(alert: Alert, limit: int = MAX_SNIPPETS) -> list[Snippet]:
+    """Up to `limit` sentences for the whole alert: each topic's best first, each sentence
+    once (its highlights merged across topics), never the headline, in report order."""
+    ranked = [list(m.snippets) for m in ordered(alert.matches)]
+    chosen: list[tuple[Snippet, tuple[str, tuple[int, int] | None]]] = []
+    for depth in range(max((len(r) for r in ranked), default=0)):
+        for snippets in ranked:
+            if depth >= len(snippets) or _is_headline(snippets[depth], alert.item.title):
+                continue
+            snippet = snippets[depth]
+            ident = (_norm(snippet.text), _locate(snippet, alert.item))
+            twin = next((i for i, (_, other) in enumerate(chosen) if _same(ident, other)), None)
+            if twin is not None and chosen[twin][1][0] == ident[0]:
+                merged = chosen[twin][0].highlights + snippet.highlights
+                chosen[twin] = (replace(chosen[twin][0], highlights=merged), ident)
+            elif twin is None and len(chosen) < limit:
+                chosen.append((snippet, ident))
+    unknown = 1 << 30  # sentences not found in the report go last
+    chosen.sort(key=lambda c: c[1][1][0] if c[1][1] is not None else unknown)
+    return [snippet for snippet, _ in chosen]
+
+
+def trim_snippet(snippet: Snippet, limit: int) -> Snippet:
+    """The snippet cut to `limit` characters at a word boundary, highlights clipped."""
+    spans = clean_spans(snippet.highlights, len(snippet.text))
+    text = " ".join(snippet.text.split(" "))
+    if len(text) <= limit:
+        return Snippet(text, tuple(spans))
+    end = max(limit - 1, 0)
+    space = text.rfind(" ", 0, end)
+    end = space if space > end * 0.6 else end
+    cut = text[:end].rstrip()
+    kept = tuple((s, min(e, len(cut))) for s, e in spans if s < len(cut))
+    return Snippet(cut + ELLIPSIS, kept)
+
+
+def clean_spans(spans: Iterable[tuple[int, int]], size: int) -> list[tuple[int, int]]:
     """Highlights sorted, clipped to the text and merged where they overlap."""
     merged: list[tuple[int, int]] = []
     for start, end in sorted((max(s, 0), min(e, size)) for s, e in spans):
@@ -84,52 +179,124 @@ def _clean_spans(spans: Iterable[tuple[int, int]], size: int) -> list[tuple[int,
     return merged
 
 
-def _ordered(matches: Iterable[Match]) -> list[Match]:
-    return sorted(matches, key=lambda m: (LEVEL_ORDER.get(m.level, 9), m.title))
+def choose_bold(
+    snippets: Sequence[Snippet], visible: int, decisive: Decisive | None
+) -> list[Snippet]:
+    """The snippets with only the highlights worth bold: decisive terms, each term once per
+    message, and in all under BOLD_SHARE of the `visible` characters (earlier ones win)."""
+    seen: set[str] = set()
+    kept: list[list[tuple[int, int]]] = []
+    for snippet in snippets:
+        spans = []
+        for start, end in clean_spans(snippet.highlights, len(snippet.text)):
+            term = _norm(snippet.text[start:end])
+            if term in seen or (decisive is not None and not decisive(snippet.text[start:end])):
+                continue
+            seen.add(term)
+            spans.append((start, end))
+        kept.append(spans)
+    budget = BOLD_SHARE * visible - 1
+    while sum(e - s for spans in kept for s, e in spans) > budget:
+        # drop the last bold of the snippet holding the most, so each keeps its first
+        fullest = max(range(len(kept)), key=lambda i: (len(kept[i]), i))
+        kept[fullest].pop()
+    return [Snippet(s.text, tuple(k)) for s, k in zip(snippets, kept, strict=True)]
 
 
-def _head_lines(alert: Alert, feed_title: str | None) -> list[str]:
-    item = alert.item
-    lines = [
-        f"{mark(m.level)} <b>{esc(shorten(m.title, MAX_TITLE))}</b>"
-        for m in _ordered(alert.matches)
-    ]
-    title = esc(shorten(item.title or item.link or "(untitled)", MAX_TITLE))
-    link = html.escape(item.link, quote=True)
-    lines.append(f'<a href="{link}"><b>{title}</b></a>' if item.link else f"<b>{title}</b>")
-    source = shorten(feed_title or item.feed, MAX_FEED)
-    lines.append(" · ".join(p for p in (f"<i>{esc(source)}</i>", when(item.published)) if p))
-    return lines
+def snippet_html(snippet: Snippet) -> str:
+    """A snippet with its highlights in bold (escaped)."""
+    return _marked(snippet, "<b>", "</b>", esc)
 
 
-def _snippet_lines(alert: Alert, limit: int | None) -> list[str]:
-    matches = _ordered(alert.matches)
-    lines: list[str] = []
-    for m in matches:
-        if not m.snippets:
-            continue
-        lines.append("")
-        if len(matches) > 1:
-            lines.append(f"<u>{esc(shorten(m.title, MAX_TITLE))}</u>")
-        lines += [f"» {snippet_html(s, limit)}" for s in m.snippets[:3]]
-    return lines
+def snippet_plain(snippet: Snippet) -> str:
+    """A snippet with its highlights marked **like this**."""
+    return _marked(snippet, "**", "**", lambda s: s)
 
 
-def render_alert(alert: Alert, feed_title: str | None = None) -> list[str]:
-    """One alert as Telegram HTML messages (usually one); snippets trimmed before splitting."""
-    head = _head_lines(alert, feed_title)
-    count = sum(min(len(m.snippets), 3) for m in alert.matches)
-    limit: int | None = None
-    while True:
-        text = "\n".join(head + _snippet_lines(alert, limit))
-        if len(text) <= LIMIT or count == 0 or (limit is not None and limit <= MIN_SNIPPET):
+def _marked(snippet: Snippet, on: str, off: str, escape: Callable[[str], str]) -> str:
+    text, out, pos = snippet.text, [], 0
+    for start, end in clean_spans(snippet.highlights, len(text)):
+        out += [escape(text[pos:start]), on, escape(text[start:end]), off]
+        pos = end
+    out.append(escape(text[pos:]))
+    return " ".join("".join(out).split())
+
+
+# -- alerts ----------------------------------------------------------------------------------
+def topics_line(matches: Iterable[Match], limit: int = TOPICS_CHARS) -> str:
+    """Every topic with its level marker on one line, most severe first (+N more past limit)."""
+    parts = [f"{mark(m.level)} {shorten(m.title, 80)}" for m in ordered(matches)]
+    shown: list[str] = []
+    for part in parts:
+        if sum(len(p) + 3 for p in shown) + len(part) > limit:
             break
-        longest = max(len(s.text) for m in alert.matches for s in m.snippets[:3])
-        budget = (LIMIT - len("\n".join(head))) // max(count, 1) - 20
-        limit = max(MIN_SNIPPET, min(budget, (limit or longest) * 3 // 4))
-    return split_lines(text.split("\n"))
+        shown.append(part)
+    rest = len(parts) - len(shown)
+    return " · ".join(shown) + (f" · +{rest} more" if rest else "")
 
 
+def _head(alert: Alert, feed_title: str | None, tz: str | None) -> tuple[str, str, str, str]:
+    """(headline, source, local time, topics) as plain text."""
+    item = alert.item
+    title = shorten(item.title or item.link or "(untitled)", MAX_TITLE)
+    source = shorten(feed_title or item.feed, MAX_FEED)
+    return title, source, when(item.published, tz), topics_line(alert.matches)
+
+
+def _visible(head: tuple[str, ...], snippets: Sequence[Snippet]) -> int:
+    """At most the visible length of the message (runs of spaces collapse when rendered)."""
+    quoted = sum(len(" ".join(s.text.split())) + 3 for s in snippets)
+    return sum(len(x) for x in head) + quoted
+
+
+def render_alert(
+    alert: Alert,
+    feed_title: str | None = None,
+    tz: str | None = None,
+    decisive: Decisive | None = None,
+) -> list[str]:
+    """One alert as Telegram HTML (one message; split at lines only if it ever had to be)."""
+    head = _head(alert, feed_title, tz)
+    snippets = [trim_snippet(s, SNIPPET_CHARS) for s in pick_snippets(alert)]
+    snippets = choose_bold(snippets, _visible(head, snippets), decisive)
+    title, source, stamp, topics = head
+    link = html.escape(alert.item.link, quote=True)
+    lines = [f'<a href="{link}">{esc(title)}</a>' if alert.item.link else esc(title)]
+    lines.append(" · ".join(p for p in (f"<i>{esc(source)}</i>", esc(stamp)) if p))
+    lines.append(esc(topics))
+    if snippets:
+        lines.append("")
+        lines += [f"» {snippet_html(s)}" for s in snippets]
+    return split_lines(lines)
+
+
+def render_plain(alert: Alert, feed_title: str | None = None, tz: str | None = None) -> str:
+    """The same alert as plain text for stdout (--dry-run): terms marked **like this**."""
+    title, source, stamp, topics = _head(alert, feed_title, tz)
+    byline = " · ".join(p for p in (source, stamp) if p)
+    lines = [title] + ([alert.item.link] if alert.item.link else []) + [byline, topics]
+    snippets = [trim_snippet(s, SNIPPET_CHARS) for s in pick_snippets(alert)]
+    if snippets:
+        lines.append("")
+        lines += [f"» {snippet_plain(s)}" for s in snippets]
+    return "\n".join(lines)
+
+
+def render_matches(
+    matches: Sequence[Match], text: str, tz: str | None = None, decisive: Decisive | None = None
+) -> list[str]:
+    """What /test shows: the alert a report with this text would bring, and the topic ids."""
+    if not matches:
+        return ["No topic would fire on that text."]
+    ids = ", ".join(f"<code>{esc(m.rule_id)}</code>" for m in ordered(matches))
+    count = f"{len(matches)} topic{'s' if len(matches) != 1 else ''} would fire"
+    item = Item("test", "test", "test", "Your text (/test)", "", datetime.now(UTC), text)
+    alert = Alert(item, tuple(matches))
+    body = render_alert(alert, feed_title="/test", tz=tz, decisive=decisive)
+    return split_lines([f"{count} ({ids}). The alert would read:", "", *body])
+
+
+# -- splitting -------------------------------------------------------------------------------
 def split_lines(lines: Sequence[str], limit: int = LIMIT) -> list[str]:
     """Lines packed into messages of at most `limit` characters, never splitting a line."""
     chunks: list[list[str]] = [[]]
@@ -163,78 +330,3 @@ def strip_tags(text: str) -> str:
         elif not inside:
             out.append(ch)
     return "".join(out)
-
-
-def render_plain(alert: Alert, feed_title: str | None = None) -> str:
-    """The same alert as plain text for stdout (--dry-run): terms marked **like this**."""
-    item = alert.item
-    matches = _ordered(alert.matches)
-    lines = [f"{mark(m.level)} {m.title}" for m in matches]
-    lines.append(item.title or "(untitled)")
-    if item.link:
-        lines.append(item.link)
-    lines.append(" · ".join(p for p in (feed_title or item.feed, when(item.published)) if p))
-    for m in matches:
-        if m.snippets:
-            lines.append("")
-            if len(matches) > 1:
-                lines.append(f"[{m.title}]")
-            lines += [f"» {snippet_plain(s)}" for s in m.snippets[:3]]
-    return "\n".join(lines)
-
-
-def render_digest(alerts: Sequence[Alert], day: date) -> list[str]:
-    """One day's alerts as a digest grouped by topic, split into messages at the limit."""
-    groups: dict[str, tuple[Match, list[Alert]]] = {}
-    for alert in alerts:
-        for m in alert.matches:
-            groups.setdefault(m.rule_id, (m, []))[1].append(alert)
-    count = len(alerts)
-    heading = f"📋 <b>Digest for {day.strftime('%-d %b %Y')}</b> · {count} report"
-    lines: list[tuple[str, str]] = [(heading + ("s" if count != 1 else ""), "")]
-    if not alerts:
-        lines.append(("Nothing matched your topics today.", ""))
-    for m, items in sorted(
-        groups.values(), key=lambda g: (LEVEL_ORDER.get(g[0].level, 9), g[0].title)
-    ):
-        header = f"{mark(m.level)} <b>{esc(shorten(m.title, MAX_TITLE))}</b>"
-        lines += [("", ""), (header, "")]
-        lines += [(_digest_line(a), header) for a in _by_time(items)]
-    return _split_with_headers(lines)
-
-
-def _by_time(alerts: list[Alert]) -> list[Alert]:
-    return sorted(
-        alerts, key=lambda a: (a.item.published is None, a.item.published or datetime.min)
-    )
-
-
-def _digest_line(alert: Alert) -> str:
-    item = alert.item
-    title = esc(shorten(item.title or item.link or "(untitled)", 200))
-    link = f'<a href="{html.escape(item.link, quote=True)}">{title}</a>' if item.link else title
-    time = item.published.strftime(", %H:%M") if item.published else ""
-    return f"• {link} <i>({esc(shorten(item.feed, MAX_FEED))}{time})</i>"
-
-
-def _split_with_headers(lines: list[tuple[str, str]]) -> list[str]:
-    """Like split_lines, but a topic cut in two repeats its header in the next message."""
-    chunks: list[list[str]] = [[]]
-    for line, header in lines:
-        size = sum(len(x) + 1 for x in chunks[-1])
-        if chunks[-1] and size + len(line) > LIMIT:
-            chunks.append([f"{header} (continued)"] if header else [])
-        if chunks[-1] or line:
-            chunks[-1].append(line)
-    return ["\n".join(c).strip("\n") for c in chunks if c]
-
-
-def render_matches(matches: Sequence[Match]) -> list[str]:
-    """What /test shows: each topic that fired and its snippets (HTML)."""
-    if not matches:
-        return ["No topic would fire on that text."]
-    lines = [f"{len(matches)} topic{'s' if len(matches) != 1 else ''} would fire:"]
-    for m in _ordered(matches):
-        lines += ["", f"{mark(m.level)} <b>{esc(m.title)}</b> <code>{esc(m.rule_id)}</code>"]
-        lines += [f"» {snippet_html(s, 500)}" for s in m.snippets[:3]]
-    return split_lines(lines)

@@ -62,7 +62,7 @@ def test_check_yaml_syntax_error(tmp_path: Path) -> None:
     write(tmp_path, "r.yaml", "title: x\nmatch: {all: [Odesa\n")
     result = check(tmp_path)
     assert result.returncode == 1
-    assert f"{tmp_path / 'r.yaml'}:3: YAML syntax error" in result.stderr
+    assert f"{tmp_path / 'r.yaml'}:2: YAML syntax error" in result.stderr  # the open bracket's line
     assert "Traceback" not in result.stderr
 
 

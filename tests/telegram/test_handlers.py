@@ -23,6 +23,7 @@ from bot.telegram.app import (
     start_polling,
     stop_polling,
 )
+from bot.telegram.topics import topic_key
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 TOKEN = "654321:ANOTHER-secret-token"
@@ -85,14 +86,15 @@ async def test_start_shows_topics_and_a_tap_subscribes(bot_api, app, store):
     assert welcome.plain.startswith("I watch conflict and security reporting")
     assert len(welcome.plain.split("\n")) == 2
     labels = dict((data, label) for label, data in welcome.buttons)
-    assert labels[f"t:{TAIWAN}"] == "PRC military exercises around Taiwan"
-    bot_api.user_presses(USER, welcome.message_id, f"t:{TAIWAN}")
+    button = f"t:s:0:{topic_key(TAIWAN)}"
+    assert labels[button] == "PRC military exercises around Taiwan"
+    bot_api.user_presses(USER, welcome.message_id, button)
     await until(lambda: bot_api.message(USER, welcome.message_id).edits == 1)
     assert store.subscriptions(USER) == {TAIWAN}
     labels = {d: lbl for lbl, d in bot_api.message(USER, welcome.message_id).buttons}
-    assert labels[f"t:{TAIWAN}"] == "✅ PRC military exercises around Taiwan"
+    assert labels[button] == "✅ PRC military exercises around Taiwan"
     assert bot_api.callback_answers[-1]["text"].startswith("Following: PRC")
-    bot_api.user_presses(USER, welcome.message_id, f"t:{TAIWAN}")
+    bot_api.user_presses(USER, welcome.message_id, f"t:{TAIWAN}")  # a button from before pages
     await until(lambda: bot_api.message(USER, welcome.message_id).edits == 2)
     assert store.subscriptions(USER) == set()
     assert [c["command"] for c in bot_api.commands][:2] == ["start", "topics"]
@@ -123,13 +125,14 @@ async def test_subscribe_unsubscribe_and_did_you_mean(bot_api, app, store):
 
 
 async def test_delivery_settings(bot_api, app, store):
+    await say(bot_api, "/subscribe kursk")
     assert "Write the time as HH:MM" in (await say(bot_api, "/digest 25:00")).plain
     assert "one digest a day at 08:30 (UTC)" in (await say(bot_api, "/digest 8:30")).plain
     assert store.get_subscriber(USER).mode == "digest"
     assert "Unknown time zone Mars/Base" in (await say(bot_api, "/timezone Mars/Base")).plain
-    assert (await say(bot_api, "/timezone Europe/Kyiv")).plain == "Time zone set to Europe/Kyiv."
+    answer = (await say(bot_api, "/timezone Europe/Kyiv")).plain
+    assert answer.startswith("Time zone set to Europe/Kyiv (EE")  # EET or EEST
     assert store.get_subscriber(USER).timezone == "Europe/Kyiv"
-    await say(bot_api, "/subscribe kursk")
     assert "daily digest at 08:30 (Europe/Kyiv)" in (await say(bot_api, "/list")).plain
     await say(bot_api, "/instant")
     assert store.get_subscriber(USER).mode == "instant"
@@ -143,17 +146,32 @@ async def test_delivery_settings(bot_api, app, store):
 async def test_test_command_shows_topics_and_snippets(bot_api, app):
     answer = await say(bot_api, "/test China's PLA began live-fire drills encircling Taiwan.")
     assert "1 topic would fire" in answer.plain and TAIWAN in answer.plain
-    assert "<b>PLA</b>" in answer.text
+    assert "<b>PLA</b>" in answer.text and "<b>drills</b>" not in answer.text
+    # the same layout as a real alert: headline, source and time, topics, snippets
+    lines = answer.plain.split("\n")
+    assert lines[2] == "Your text (/test)" and lines[3].startswith("/test · ")
+    assert lines[4] == "🟠 PRC military exercises around Taiwan"
     assert (
         await say(bot_api, "/test the weather is fine")
     ).plain == "No topic would fire on that text."
     assert "Send the text after the command" in (await say(bot_api, "/test")).plain
 
 
-async def test_stop_forgets_the_chat(bot_api, app, store):
+async def test_stop_asks_first_then_forgets_the_chat(bot_api, app, store):
     await say(bot_api, "/subscribe kursk")
-    assert (await say(bot_api, "/stop")).plain.startswith("Done: you follow nothing")
+    question = await say(bot_api, "/stop")
+    assert question.buttons == [("Yes, stop everything", "stop:yes"), ("Cancel", "stop:no")]
+    bot_api.user_presses(USER, question.message_id, "stop:no")
+    await until(lambda: bot_api.message(USER, question.message_id).edits == 1)
+    assert bot_api.message(USER, question.message_id).plain.startswith("Nothing changed.")
+    assert store.subscriptions(USER) == {"kursk"}
+    question = await say(bot_api, "/stop")
+    bot_api.user_presses(USER, question.message_id, "stop:yes")
+    await until(lambda: bot_api.message(USER, question.message_id).edits == 1)
+    done = bot_api.message(USER, question.message_id).plain
+    assert done.startswith("Done: you follow nothing") and "To come back: /start" in done
     assert store.get_subscriber(USER) is None and store.subscriptions(USER) == set()
+    assert "nothing to stop" in (await say(bot_api, "/stop")).plain
 
 
 async def test_unknown_command_plain_text_and_help(bot_api, app):
@@ -167,7 +185,7 @@ async def test_unknown_command_plain_text_and_help(bot_api, app):
 async def test_only_group_admins_subscribe_a_group(bot_api, app, store):
     bot_api.make_group(-50, "Analysts", admins={7})
     answer = await say(bot_api, "/subscribe kursk", chat=-50, user=8)
-    assert answer.plain == "Only an admin of this group can change its topics."
+    assert answer.plain == "Only an admin of this group can use /subscribe here."
     assert store.subscriptions(-50) == set()
     answer = await say(bot_api, "/subscribe kursk", chat=-50, user=7)
     assert answer.plain == "Following: kursk."
@@ -183,7 +201,7 @@ async def test_allowlist_refuses_other_chats(bot_api, app, store, options):
 
 
 async def test_admin_commands(bot_api, app, store, tmp_path):
-    assert (await say(bot_api, "/status")).plain == "That command is for the bot's admins."
+    assert (await say(bot_api, "/status")).plain == "/status is for the bot's admins."
     status = (await say(bot_api, "/status", chat=ADMIN)).plain
     assert "outbox: 0 pending, 0 sent, 0 failed, 0 cancelled" in status
     assert "\n  kursk: 0" in status  # every topic, followed or not
@@ -232,18 +250,24 @@ def test_api_base_url():
     assert api_base_url("http://127.0.0.1:8081/bot/") == "http://127.0.0.1:8081/bot"
 
 
-def test_feed_notices_tell_once_per_state():
+def test_feed_notices_by_time_failing_once_per_state_and_on_recovery():
     from bot.store import FeedState
     from bot.telegram.admin import feed_notices
 
-    told: dict[str, str] = {}
+    now = 1_000_000.0
     ok = FeedState("isw", "u", "u")
-    failing = FeedState("isw", "u", "u", error_count=5, last_error="HTTP 500")
+    young = FeedState("isw", "u", "u", error_count=9, failing_since=now - 600, last_error="500")
+    old = FeedState("isw", "u", "u", error_count=2, failing_since=now - 5400, last_error="500")
+    told = FeedState("isw", "u", "u", error_count=3, failing_since=now - 7200, notice="failing")
     gone = FeedState("isw", "u", "u", disabled=True, last_error="HTTP 410 Gone")
-    assert feed_notices([ok], told) == []
-    assert feed_notices([failing], told) == ["Feed isw keeps failing (5 times): HTTP 500"]
-    assert feed_notices([failing], told) == []
-    assert feed_notices([gone], told) == ["Feed isw is disabled: HTTP 410 Gone"]
+    back = FeedState("isw", "u", "u", notice="failing")
+    assert feed_notices([ok], now) == [] and feed_notices([young], now) == []
+    assert feed_notices([old], now) == [
+        ("isw", "failing", "Feed isw has been failing for 1.5h (2 errors): 500")
+    ]
+    assert feed_notices([told], now) == []
+    assert feed_notices([gone], now) == [("isw", "disabled", "Feed isw is disabled: HTTP 410 Gone")]
+    assert feed_notices([back], now) == [("isw", "", "Feed isw works again.")]
 
 
 @pytest.fixture
@@ -262,7 +286,9 @@ def test_cli_subscribers_add_list_remove(cli_env, capsys):
     assert main(["subscribers", "add", "--chat", "-100123", "--topic", "kursk"]) == 0
     assert "-100123 (group) follows: kursk" in capsys.readouterr().out
     assert main(["subscribers", "list"]) == 0
-    assert "-100123\tgroup\tactive\tinstant\tkursk" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("CHAT\tKIND TITLE\tSTATE\tDELIVERY\tTOPICS\n")
+    assert "-100123\tgroup\tactive\tinstant\tkursk" in out
     assert main(["subscribers", "add", "--chat", "-100123", "--topic", "kurks"]) == 1
     assert "unknown topic 'kurks' (did you mean kursk?)" in capsys.readouterr().err
     assert main(["subscribers", "add", "--chat", "@news", "--topic", "kursk"]) == 1
@@ -272,6 +298,8 @@ def test_cli_subscribers_add_list_remove(cli_env, capsys):
     assert main(["subscribers", "remove", "--chat", "-100123"]) == 0
     assert main(["subscribers", "remove", "--chat", "-100123"]) == 1
     assert "chat -100123 is not a subscriber" in capsys.readouterr().err
+    assert main(["subscribers", "list"]) == 0
+    assert capsys.readouterr().out.startswith("No subscribers yet")
 
 
 def test_cli_subscribes_a_channel_by_name(cli_env, bot_api, monkeypatch, capsys):

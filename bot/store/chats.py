@@ -123,6 +123,7 @@ class ChatStore:
                 "UPDATE subscribers SET active = 0, deactivated_reason = ? WHERE chat_id = ?",
                 (redact(reason), chat_id),
             )
+            db.execute("DELETE FROM series WHERE chat_id = ?", (chat_id,))
             return db.execute(
                 "UPDATE outbox SET state = 'cancelled', last_error = ? "
                 "WHERE chat_id = ? AND state = 'pending'",
@@ -261,11 +262,14 @@ class ChatStore:
             (message_id, self.clock(), redact(note) if note else None, row_id),
         )
 
-    def mark_retry(self, row_id: int, error: str, next_attempt: float) -> None:
+    def mark_retry(
+        self, row_id: int, error: str, next_attempt: float, attempts: int | None = None
+    ) -> None:
+        """A failed attempt: counted (or set to `attempts`), tried again at `next_attempt`."""
         self._write(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
-            "WHERE id = ?",
-            (redact(error), next_attempt, row_id),
+            "UPDATE outbox SET attempts = coalesce(?, attempts + 1), last_error = ?, "
+            "next_attempt = ? WHERE id = ?",
+            (attempts, redact(error), next_attempt, row_id),
         )
 
     def postpone(self, row_id: int, next_attempt: float) -> None:
@@ -281,11 +285,18 @@ class ChatStore:
             ).rowcount
 
     def mark_failed(self, row_id: int, error: str) -> None:
-        self._write(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? "
-            "WHERE id = ?",
-            (redact(error), row_id),
-        )
+        """Given up on; a message in parts it belonged to is forgotten with it."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? "
+                "WHERE id = ?",
+                (redact(error), row_id),
+            )
+            db.execute(
+                "DELETE FROM series WHERE EXISTS "
+                "(SELECT 1 FROM json_each(series.rows) WHERE value = ?)",
+                (row_id,),
+            )
 
     # -- messages in parts -----------------------------------------------------------------
 

@@ -53,9 +53,14 @@ def run_health(args: argparse.Namespace, clock: Callable[[], float] = time.time)
 def health_problem(settings: Settings, now: float) -> str | None:
     """Why the bot is unhealthy, or None: a recent finished cycle and a writable database."""
     database = settings.database
+    from bot.store.guard import read_status  # imported here so `--help` stays fast
+
+    pid, state = read_status(database.with_name(database.name + ".lock"))
+    if state not in (None, "ok", "stopped"):  # what the running bot sees (a full disk, say)
+        return f"{state} (reported by alertbot, pid {pid})"
     if not database.exists():
         return f"no database at {database} yet: has `alertbot run` started?"
-    from bot.store import Store  # imported here so `--help` stays fast
+    from bot.store import Store
 
     with Store(database) as store:
         cycle = store.last_cycle()

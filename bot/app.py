@@ -143,6 +143,9 @@ async def poll_loop(
     last_prune = 0.0
     while not stop.is_set():
         started = poller.clock()
+        if poller.store.write_problem:  # space may have come back
+            with contextlib.suppress(StoreUnwritable):
+                poller.store.probe_write()
         try:
             stats = await _until_stopped(poller.run_cycle(settings.feeds, force=once), stop)
         except StoreUnwritable:  # said once by the store; the feeds are fetched again later

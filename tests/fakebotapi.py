@@ -67,7 +67,9 @@ class Sent:
 class Fault:
     """An injected error: which answer, for which chat/method, how many times."""
 
-    kind: str  # 429 | 403 | parse | chat_not_found | migrate | 500 | hang
+    # 429 | 403 | parse | chat_not_found | migrate | 500 | hang, or one of ACCEPTING (the
+    # message is delivered, then the answer is unusable) | 502_echo (a proxy's page, token in it)
+    kind: str
     chat_id: int | None = None
     method: str = "sendMessage"
     times: int | None = 1  # None: forever
@@ -75,8 +77,21 @@ class Fault:
     migrate_to: int = 0
     hang_seconds: float = 30.0
 
-    def answer(self) -> tuple[int, dict]:
-        """The HTTP status and JSON body Telegram would answer."""
+    def answer(self, token: str = "") -> tuple[int, dict | str]:
+        """The HTTP status and body (JSON, or a page as text) the server would answer."""
+        if self.kind == "ok_no_result":
+            return 200, {"ok": True}
+        if self.kind == "not_message":
+            return 200, {"ok": True, "result": True}
+        if self.kind == "bad_message":  # no chat, no date: PTB cannot build a Message
+            return 200, {"ok": True, "result": {"message_id": "seven"}}
+        if self.kind == "404_after":
+            return 404, _err(404, "Not Found")
+        if self.kind == "502_echo":
+            return 502, (
+                "<html><body><h1>502 Bad Gateway</h1><p>upstream failed for "
+                f"POST /bot{token}/sendMessage</p></body></html>"
+            )
         if self.kind == "429":
             desc = f"Too Many Requests: retry after {self.retry_after}"
             return 429, _err(429, desc, {"retry_after": self.retry_after})
@@ -91,6 +106,10 @@ class Fault:
             desc = "Bad Request: group chat was upgraded to a supergroup chat"
             return 400, _err(400, desc, {"migrate_to_chat_id": self.migrate_to})
         return 500, _err(500, "Internal Server Error")
+
+
+# Faults after which the message did reach the chat: the answer is what goes wrong
+ACCEPTING = {"ok_no_result", "not_message", "bad_message", "404_after"}
 
 
 def _err(code: int, description: str, parameters: dict | None = None) -> dict:
@@ -326,7 +345,7 @@ class FakeBotAPI:
             self._tokens -= 1
             return False
 
-    def handle(self, method: str, params: dict) -> tuple[int, dict] | None:
+    def handle(self, method: str, params: dict, token: str = "") -> tuple[int, dict | str] | None:
         """Answer one API call; None means hang up without answering."""
         with self.lock:
             self.requests.append((method, params))
@@ -334,8 +353,10 @@ class FakeBotAPI:
         if fault and fault.kind == "hang":
             self._stopping.wait(fault.hang_seconds)
             return None
+        if fault and fault.kind in ACCEPTING:
+            self._api_sendMessage(params)  # delivered; only the answer goes wrong
         if fault:
-            return fault.answer()
+            return fault.answer(token)
         if method == "sendMessage" and self._over_rate():
             return 429, _err(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         func = getattr(self, f"_api_{method}", None)
@@ -473,16 +494,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, _err(404, "Not Found"))
             return
         params = _decode_params(self.headers.get("Content-Type", ""), body, url.query)
-        answer = self.api.handle(match["method"], params)
+        answer = self.api.handle(match["method"], params, match["token"])
         if answer is None:
             self.close_connection = True
             return
         self._reply(*answer)
 
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
+    def _reply(self, status: int, body: dict | str) -> None:
+        page = isinstance(body, str)
+        data = body.encode() if page else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if page else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         with contextlib.suppress(ConnectionError):  # the client gave up (timeout, shutdown)

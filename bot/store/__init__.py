@@ -116,10 +116,18 @@ class Store(FeedStore, ChatStore, ArticleStore):
             raise StoreError(f"{self.path}: {exc}") from None
 
     def probe_write(self) -> None:
-        """Commit a write that needs a new page, as recording an alert would."""
+        """Commit a write that needs a new page, as recording an alert would.
+
+        Only this ends a write problem: on a full disk some writes still succeed (those that
+        fit in place), and sending must not resume, and stop again, with each of them.
+        """
         with self.transaction() as db:
-            db.execute("INSERT INTO probe (pad) VALUES (zeroblob(4096))")
+            db.execute("INSERT INTO probe (pad) VALUES (zeroblob(8192))")
             db.execute("DELETE FROM probe")
+        if self.write_problem is not None:
+            log.warning("the database is writable again: %s is over", self.write_problem)
+            self.write_problem = None
+            self.run_lock.write_status("ok")
 
     def problem(self) -> str | None:
         """Why nothing may be sent now (the database cannot record it), or None."""
@@ -143,12 +151,6 @@ class Store(FeedStore, ChatStore, ArticleStore):
         self.write_problem = problem
         return StoreUnwritable(f"{problem} ({exc})")
 
-    def _wrote(self) -> None:
-        if self.write_problem is not None:
-            log.warning("the database is writable again: %s is over", self.write_problem)
-            self.write_problem = None
-            self.run_lock.write_status("ok")
-
     @contextmanager
     def transaction(self) -> Iterator[Database]:
         """All or nothing. Inside another transaction, part of it: the outer one commits or
@@ -169,7 +171,6 @@ class Store(FeedStore, ChatStore, ArticleStore):
                     yield self.db
             except sqlite3.Error as exc:
                 raise self._failed_write(exc) from None
-            self._wrote()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

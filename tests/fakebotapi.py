@@ -76,6 +76,7 @@ class Fault:
     retry_after: int = 1
     migrate_to: int = 0
     hang_seconds: float = 30.0
+    skip: int = 0  # matching requests answered normally before the fault applies
 
     def answer(self, token: str = "") -> tuple[int, dict | str]:
         """The HTTP status and body (JSON, or a page as text) the server would answer."""
@@ -325,6 +326,9 @@ class FakeBotAPI:
         with self.lock:
             for fault in self.faults:
                 if fault.method == method and fault.chat_id in (None, chat):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:

@@ -201,3 +201,64 @@ async def test_absurd_retry_after_notice_gives_the_date(bot_api, store, delivere
     await deliverer.deliver_due()
     [notice] = bot_api.texts(ADMIN)
     assert "resume at 2024-10-15 04:00 UTC" in notice
+
+
+class Killed(BaseException):
+    """Stands for the process dying (SystemExit would upset the event loop of the test)."""
+
+
+class DyingStore:
+    """The real store, except that the process 'dies' while recording part N of a series."""
+
+    def __init__(self, store: Store, die_at_part: int):
+        self.store, self.die_at_part = store, die_at_part
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def series_progress(self, series_id: int, sent: int, message_id: int | None) -> None:
+        if sent == self.die_at_part:
+            raise Killed("killed between Telegram's answer and the commit")
+        self.store.series_progress(series_id, sent, message_id)
+
+
+def digest_chat(store: Store, chat: int, reports: int) -> None:
+    follow(store, chat)
+    store.set_delivery_mode(chat, "digest", "06:00")
+    for n in range(reports):
+        link = f"https://example.org/report-{n}"
+        title = f"Report {n:02d} " + "long title " * 20
+        store.record_item(Item("ISW", f"u{n}", link, title, link, None, "x"), [KURSK], [KURSK])
+
+
+def digest_parts(api: FakeBotAPI, chat: int) -> list[str]:
+    return [t.split("\n")[0] + "|" + t.split("\n")[-1] for t in api.texts(chat)]
+
+
+async def test_crash_mid_digest_repeats_only_the_part_in_flight(bot_api, bot, store, clock):
+    digest_chat(store, 12, 60)
+    clock.now += 86400
+    dying = Deliverer(bot, DyingStore(store, die_at_part=2), clock=clock, sleep=clock.sleep)
+    with pytest.raises(Killed):
+        await dying.deliver_due()
+    assert len(bot_api.texts(12)) == 2  # parts 1 and 2 are out; only part 1 is recorded
+    restarted = Deliverer(bot, store, clock=clock, sleep=clock.sleep)
+    await passes(restarted, clock, 3, 60)
+    texts = bot_api.texts(12)
+    assert len(texts) >= 5 and texts[1] == texts[2]  # part 2 once more, nothing else
+    assert len(set(texts)) == len(texts) - 1
+    assert all(f"Report {n:02d}" in "".join(texts) for n in range(60))
+    assert store.outbox_counts()["sent"] == 60 and store.open_series(12) is None
+
+
+async def test_failure_mid_digest_resumes_at_the_failed_part(bot_api, store, deliverer, clock):
+    digest_chat(store, 12, 60)
+    clock.now += 86400
+    bot_api.fail("500", chat_id=12, times=1, skip=2)  # parts 1 and 2 pass, part 3 fails
+    await deliverer.deliver_due()
+    assert len(bot_api.texts(12)) == 2 and store.open_series(12).sent == 2
+    await passes(deliverer, clock, 3, 60)
+    texts = bot_api.texts(12)
+    assert len(texts) >= 4 and len(set(texts)) == len(texts)  # nothing repeated
+    assert all(f"Report {n:02d}" in "".join(texts) for n in range(60))
+    assert store.outbox_counts()["sent"] == 60 and store.open_series(12) is None

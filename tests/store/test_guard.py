@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from fakebotapi import FakeBotAPI
@@ -134,7 +135,7 @@ def test_corrupt_pages_end_the_run_with_one_line_saying_how_to_recover(
 class Captured(Store):
     """The bot's own Store, kept where the test can reach its connection (fault injection)."""
 
-    made: list[Store] = []
+    made: ClassVar[list[Store]] = []
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)

@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import status
+from bot.logs import redact
 from bot.telegram.messages import esc, split_lines
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,9 @@ def admin_notifier(bot: Any, admin_ids: set[int]) -> Callable[[str], Awaitable[N
         stamp = datetime.now(UTC).strftime("%H:%M UTC")
         for admin in sorted(admin_ids):
             try:
-                await bot.send_message(admin, f"⚠️ {esc(text)} ({stamp})", parse_mode=ParseMode.HTML)
+                await bot.send_message(
+                    admin, f"⚠️ {esc(redact(text))} ({stamp})", parse_mode=ParseMode.HTML
+                )
             except TelegramError as exc:
                 log.warning("could not notify admin %s: %s", admin, exc)
 

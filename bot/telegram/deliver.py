@@ -38,7 +38,6 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -58,7 +57,7 @@ from bot.errors import StoreCorrupt, StoreUnwritable
 from bot.logs import add_secrets, redact
 from bot.telegram.limits import ChatLimiter, Stalled, rate_limiter, retry_after_seconds
 from bot.telegram.messages import render_alert, render_digest, render_plain, split_lines, strip_tags
-from bot.telegram.settle import Settler
+from bot.telegram.settle import Policy, Settler, Stats
 
 __all__ = ["ChatLimiter", "Deliverer", "Policy", "Stalled", "Stats", "digest_slot", "rate_limiter"]
 
@@ -67,33 +66,6 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 Notify = Callable[[str], Awaitable[None]]
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
-
-
-@dataclass
-class Policy:
-    """Tunables of delivery."""
-
-    max_attempts: int = 6  # failed attempts before a row is marked failed
-    backoff_base: float = 30.0  # first retry after this, doubling each time
-    backoff_max: float = 3600.0
-    unsure_backoff: float = 3600.0  # after an answer that may mean "delivered"
-    retry_after_cap: float = 60.0  # the longest one RetryAfter may stall delivery
-    concurrency: int = 32  # chats served at once (needed to reach ~30 msg/s)
-    batch: int = 1000  # rows read per pass
-
-
-@dataclass
-class Stats:
-    """What one delivery pass did."""
-
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    deactivated: int = 0
-    plain_fallbacks: int = 0
-    postponed: int = 0
-    rate_limited: int = 0
-    unreadable: int = 0  # accepted by Telegram, answer unreadable: recorded as sent
 
 
 class Unreadable(Exception):

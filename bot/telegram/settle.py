@@ -10,8 +10,9 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram.error import BadRequest, Forbidden, NetworkError
 
@@ -19,10 +20,34 @@ from bot.errors import StoreUnwritable
 from bot.logs import redact
 from bot.telegram.limits import Stalled
 
-if TYPE_CHECKING:
-    from bot.telegram.deliver import Policy, Stats
-
 log = logging.getLogger("bot.telegram.deliver")
+
+
+@dataclass
+class Policy:
+    """Tunables of delivery."""
+
+    max_attempts: int = 6  # failed attempts before a row is marked failed
+    backoff_base: float = 30.0  # first retry after this, doubling each time
+    backoff_max: float = 3600.0
+    unsure_backoff: float = 3600.0  # after an answer that may mean "delivered"
+    retry_after_cap: float = 60.0  # the longest one RetryAfter may stall delivery
+    concurrency: int = 32  # chats served at once (needed to reach ~30 msg/s)
+    batch: int = 1000  # rows read per pass
+
+
+@dataclass
+class Stats:
+    """What one delivery pass did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    deactivated: int = 0
+    plain_fallbacks: int = 0
+    postponed: int = 0
+    rate_limited: int = 0
+    unreadable: int = 0  # accepted by Telegram, answer unreadable: recorded as sent
 
 
 class Settler:

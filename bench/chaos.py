@@ -1,12 +1,14 @@
 """Chaos benchmark: SIGKILL a running bot at random moments while stories keep coming.
 
-    python bench/chaos.py [--kills 30] [--chats 4] [--seed 1]
+    python bench/chaos.py [--kills 30] [--chats 4] [--latency 0.2] [--seed 1]
 
 A local feed server publishes a new story (matching the shipped `kursk` rule) about every
 second; `alertbot run` (a real process, Telegram through the fake Bot API of
 tests/fakebotapi.py, which records every message) is killed with SIGKILL after a random
 1.5-5 s, then started again, --kills times. Then it runs once more until every story has
 reached every chat (--chats private chats, all following the topic), and stops with SIGTERM.
+The fake Bot API takes --latency seconds to answer after it has delivered a message (about
+Telegram's round trip), so some kills land between delivery and confirmation, as they would.
 
 A copy of a story beyond the first is a repeat; it is charged to the kill that came last
 before it was sent. The delivery promise: nothing is lost, and a kill repeats at most the one
@@ -102,6 +104,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--chats", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -116,9 +119,12 @@ def main() -> int:
         story = story_of(str(params.get("text", "")))
         if story is not None and not isinstance(answer, tuple):
             sent_at.append((time.monotonic(), params["chat_id"], story))
+        time.sleep(args.latency)  # delivered; the answer is on its way
         return answer
 
     api._api_sendMessage = recording  # type: ignore[method-assign]
+    for http in (api._server, server._httpd):  # a killed client resets its connections
+        http.handle_error = lambda *_: None  # type: ignore[union-attr, method-assign]
     publisher = Publisher(server, every=1.0)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -19,7 +19,15 @@ from bot.models import Item, KnownItem, Match
 from bot.store.articles import ArticleRow, ArticleStore
 from bot.store.chats import ChatStore, OutboxRow, Series, Subscriber
 from bot.store.feeds import FeedState, FeedStore
-from bot.store.guard import RunLock, corrupt_error, is_corrupt, quick_check, unwritable_reason
+from bot.store.guard import (
+    GONE,
+    RunLock,
+    corrupt_error,
+    is_corrupt,
+    lost_database,
+    quick_check,
+    unwritable_reason,
+)
 from bot.store.schema import (
     MIGRATIONS,
     Migration,
@@ -58,6 +66,8 @@ class Store(FeedStore, ChatStore, ArticleStore):
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> None:
         self.path = Path(path)
+        if lost := lost_database(self.path):
+            raise StoreError(lost)  # a fresh, empty file would forget every subscriber
         self.clock = clock
         self._lock = threading.RLock()
         self.run_lock = RunLock(self.path)
@@ -134,7 +144,7 @@ class Store(FeedStore, ChatStore, ArticleStore):
         if self.moved_problem is None and (moved := self.run_lock.moved()):
             self.moved_problem = moved
             log.error("%s: refusing to write to it; restore it and restart alertbot", moved)
-            self.run_lock.write_status(f"database file gone: {moved}")
+            self.run_lock.write_status(f"{GONE}: {moved}")
         return self.moved_problem or self.write_problem
 
     def _failed_write(self, exc: sqlite3.Error) -> Exception:

@@ -30,6 +30,7 @@ _UNWRITABLE = {
     "SQLITE_PERM": "permission denied",
 }
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+GONE = "database file gone"  # the status written when the file vanished under the bot
 STATUS_SIZE = 512  # bytes of the status file, written once, then rewritten in place
 
 
@@ -76,6 +77,7 @@ class RunLock:
         self.status_path = path.with_name(path.name + ".lock")
         self.fd: int | None = None
         self.identity: tuple[int, int] | None = None
+        self.state = ""
 
     def acquire(self) -> None:
         """Raise AlreadyRunning if another process holds this file under any name."""
@@ -112,6 +114,7 @@ class RunLock:
         """Tell `alertbot health` how this process sees the database (best effort)."""
         if self.fd is None:
             return
+        self.state = state
         text = f"{os.getpid()}\n{state.replace(chr(10), ' ')}\n"
         data = text.encode()[: STATUS_SIZE - 1].ljust(STATUS_SIZE - 1) + b"\n"
         with contextlib.suppress(OSError):  # a full disk may refuse even this
@@ -124,9 +127,22 @@ class RunLock:
     def release(self, state: str = "stopped") -> None:
         if self.fd is None:
             return
-        self.write_status(state)
+        if not self.state.startswith(GONE):  # the next start must still refuse a lost file
+            self.write_status(state)
         os.close(self.fd)  # releases the flock
         self.fd = None
+
+
+def lost_database(path: Path) -> str | None:
+    """Why not to start afresh: the last bot saw this database deleted and it is still gone."""
+    status = path.with_name(path.name + ".lock")
+    state = read_status(status)[1] or ""
+    if state.startswith(GONE) and not path.exists():
+        return (
+            f"{path} was deleted while alertbot was running ({state}); restore it from a "
+            f"backup, or delete {status} to start again with an empty database"
+        )
+    return None
 
 
 def read_status(path: Path) -> tuple[str | None, str | None]:

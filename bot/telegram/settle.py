@@ -78,7 +78,11 @@ class Settler:
                 self.store.probe_write()
             problem = self.store.problem()
         if problem != self.told_problem:
-            if problem:
+            if problem and self.store.moved_problem:
+                await self._tell_admins(
+                    f"{problem}: nothing is sent or recorded; restore the file and restart."
+                )
+            elif problem:
                 await self._tell_admins(f"{problem}: nothing is sent until it can be written.")
             else:
                 await self._tell_admins("The database is writable again; sending resumed.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -103,7 +104,12 @@ def test_a_database_deleted_under_a_running_bot_stops_sending_and_tells_admins(
     assert len(bot_api.messages(READER)) == 1 and bot.poll() is None
     assert not database.exists()  # and nothing quietly made a fresh, empty one
     notices = [t for t in bot_api.texts(ADMIN) if "deleted" in t]
-    assert len(notices) == 1
+    assert len(notices) == 1 and "restore" in notices[0]
+    bot.send_signal(signal.SIGTERM)
+    assert bot.wait(timeout=20) == 0
+    again = alertbot("run", "--once", "--config", str(config), cwd=tmp_path)
+    assert again.returncode == 1 and "restore it from a backup" in again.stderr
+    assert not database.exists()  # a restart does not start afresh with nobody subscribed
 
 
 def test_corrupt_pages_end_the_run_with_one_line_saying_how_to_recover(

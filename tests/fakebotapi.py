@@ -182,6 +182,7 @@ class FakeBotAPI:
         self._tokens = 0.0
         self._refilled = 0.0
         self._server: ThreadingHTTPServer | None = None
+        self.token = ""  # the bot token seen in request paths
 
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> FakeBotAPI:
@@ -349,7 +350,7 @@ class FakeBotAPI:
             self._tokens -= 1
             return False
 
-    def handle(self, method: str, params: dict, token: str = "") -> tuple[int, dict | str] | None:
+    def handle(self, method: str, params: dict) -> tuple[int, dict | str] | None:
         """Answer one API call; None means hang up without answering."""
         with self.lock:
             self.requests.append((method, params))
@@ -360,7 +361,7 @@ class FakeBotAPI:
         if fault and fault.kind in ACCEPTING:
             self._api_sendMessage(params)  # delivered; only the answer goes wrong
         if fault:
-            return fault.answer(token)
+            return fault.answer(self.token)
         if method == "sendMessage" and self._over_rate():
             return 429, _err(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         func = getattr(self, f"_api_{method}", None)
@@ -498,7 +499,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, _err(404, "Not Found"))
             return
         params = _decode_params(self.headers.get("Content-Type", ""), body, url.query)
-        answer = self.api.handle(match["method"], params, match["token"])
+        self.api.token = match["token"]  # what a proxy in front of Telegram could echo
+        answer = self.api.handle(match["method"], params)
         if answer is None:
             self.close_connection = True
             return

@@ -97,7 +97,13 @@ def run_status(args: argparse.Namespace, clock: Callable[[], float] = time.time)
     except (AlertbotError, OSError) as exc:
         print(f"alertbot status: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(status.status_lines(facts)))
+    lines = status.status_lines(facts)
+    from bot.store.guard import read_status
+
+    pid, state = read_status(settings.database.with_name(settings.database.name + ".lock"))
+    if state not in (None, "ok", "stopped"):  # what the running bot cannot write down
+        lines.insert(0, f"alertbot (pid {pid}) reports: {state}")
+    print("\n".join(lines))
     return 0
 
 

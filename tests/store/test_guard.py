@@ -21,10 +21,12 @@ from runbot import KURSK, alertbot, clean_env, db_rows, rss, start, wait_for, wr
 
 from bot import app
 from bot.config import load_settings
+from bot.models import Item, Match
 from bot.store import Store
 
 TOKEN = "424242:GUARD-test-token-abcdefghijklmnopqrstuvwxyz"
 ADMIN, READER = 77, 501
+KURSK_MATCH = Match("kursk", "Kursk", "critical", (), ("Kursk",), ())
 KURSK_TOO = "Ukrainian forces advanced near Sudzha in the Kursk region on Tuesday."
 
 
@@ -222,3 +224,36 @@ def test_health_fails_while_the_bot_reports_an_unwritable_database(tmp_path: Pat
     assert result.returncode == 1
     assert "database not writable: disk full" in result.stderr and str(os.getpid()) in result.stderr
     assert health(config, tmp_path).stderr.count("not writable") == 0  # stopped: ok again
+
+
+def test_status_shows_what_the_running_bot_reports(tmp_path: Path) -> None:
+    database = tmp_path / "state" / "test.db"
+    config = write_config(tmp_path, {"f": "http://127.0.0.1:9/f"})
+    with Store(database) as store:
+        store.acquire_run_lock()
+        store.run_lock.write_status("database not writable: disk full")
+        result = alertbot("status", "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0].endswith("reports: database not writable: disk full")
+
+
+def test_error_texts_are_stored_and_shown_redacted(tmp_path: Path) -> None:
+    token = "987654321:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+    database = tmp_path / "state" / "test.db"
+    config = write_config(tmp_path, {"f": "http://127.0.0.1:9/f"})
+    with Store(database) as store:
+        store.sync_feeds(load_settings(config, env={}).feeds)
+        store.record_feed_error("f", f"proxy said: GET /bot{token}/getMe", next_fetch=0)
+        subscribe_reader(database)
+        link = "https://example.org/s"
+        item = Item("f", "u", link, "T", link, None, "x")
+        store.record_item(item, [KURSK_MATCH], [KURSK_MATCH])
+        store.db.execute(  # a row written before redaction existed
+            "UPDATE outbox SET state = 'failed', last_error = ?",
+            (f"POST /bot{token}/sendMessage",),
+        )
+        store.db.conn.commit()
+        assert token not in (store.feed_state("f").last_error or "")
+    result = alertbot("status", "--config", str(config), cwd=tmp_path)
+    assert "/bot[REDACTED]/sendMessage" in result.stdout and token not in result.stdout
+    assert "/bot[REDACTED]/getMe" in result.stdout

@@ -22,7 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "health",
         help="exit 0 when the bot is polling and its database is writable (Docker HEALTHCHECK)",
         description="Exit 0 when the last poll cycle finished within about three of the "
-        "shortest feed interval and the database is writable; otherwise print why and exit 1.",
+        "shortest feed interval, the database is writable, and the running bot reports no "
+        "trouble with it (a full disk, a deleted file); otherwise print why and exit 1.",
     )
     add_config_option(health)
     health.set_defaults(handler=run_health)

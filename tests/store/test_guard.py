@@ -21,6 +21,7 @@ from runbot import KURSK, alertbot, clean_env, db_rows, rss, start, wait_for, wr
 
 from bot import app
 from bot.config import load_settings
+from bot.errors import StoreUnwritable
 from bot.models import Item, Match
 from bot.store import Store
 
@@ -257,3 +258,18 @@ def test_error_texts_are_stored_and_shown_redacted(tmp_path: Path) -> None:
     result = alertbot("status", "--config", str(config), cwd=tmp_path)
     assert "/bot[REDACTED]/sendMessage" in result.stdout and token not in result.stdout
     assert "/bot[REDACTED]/getMe" in result.stdout
+
+
+def test_writes_to_a_replaced_database_file_are_refused(tmp_path: Path) -> None:
+    database = tmp_path / "state" / "test.db"
+    config = write_config(tmp_path, {"f": "http://127.0.0.1:9/f"})
+    with Store(database) as store:
+        store.acquire_run_lock()
+        Store(tmp_path / "restored.db").close()
+        os.replace(tmp_path / "restored.db", database)  # e.g. a backup copied over it
+        with pytest.raises(StoreUnwritable, match="was replaced while alertbot was running"):
+            store.add_subscriber(READER)
+        result = health(config, tmp_path)
+        assert result.returncode == 1 and "was replaced" in result.stderr
+    with Store(database) as fresh:  # the file now at the path is used after a restart
+        assert fresh.subscribers() == []

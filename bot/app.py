@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from bot.config import Settings
+from bot.errors import StoreUnwritable
 from bot.feeds.fetch import Fetcher
 from bot.feeds.parsepool import ParsePool
 from bot.metrics import Metrics
@@ -48,6 +49,7 @@ async def run(
     # parser processes start on the first parse (none if the lock is refused), stop at exit
     with Store(settings.database, clock=clock) as store, ParsePool() as parser:
         store.acquire_run_lock()
+        store.check_integrity()  # damaged pages end the run here, in one line, not mid-cycle
         async with Fetcher(
             user_agent=settings.user_agent,
             max_bytes=settings.max_bytes,
@@ -129,6 +131,8 @@ async def run_with_telegram(
         stop.set()
         await asyncio.gather(delivering, watching)
         await stop_polling(app)
+    if deliverer.fatal is not None:  # the database turned out corrupt while sending
+        raise deliverer.fatal
 
 
 async def poll_loop(
@@ -145,19 +149,26 @@ async def poll_loop(
     last_prune = 0.0
     while not stop.is_set():
         started = poller.clock()
-        stats = await _until_stopped(poller.run_cycle(settings.feeds, force=once), stop)
+        if poller.store.write_problem:  # space may have come back
+            with contextlib.suppress(StoreUnwritable):
+                poller.store.probe_write()
+        try:
+            stats = await _until_stopped(poller.run_cycle(settings.feeds, force=once), stop)
+        except StoreUnwritable:  # said once by the store; the feeds are fetched again later
+            stats = CycleStats(failed=len(settings.feeds))
         if stats is None:
             log.info("stopped during a cycle; unfinished feeds will be fetched again next time")
             return
-        poller.store.record_cycle(started, poller.clock(), stats.summary())
         if poller.metrics is not None:
             poller.metrics.observe_cycle(stats, poller.clock() - started)
         _log_cycle(stats)
-        if poller.clock() - last_prune >= PRUNE_EVERY:
-            pruned = poller.store.prune(settings.prune_after)
-            last_prune = poller.clock()
-            if pruned:
-                log.info("pruned the bodies of %d old items (their ids are kept)", pruned)
+        with contextlib.suppress(StoreUnwritable):  # health fails meanwhile: the cycle is old
+            poller.store.record_cycle(started, poller.clock(), stats.summary())
+            if poller.clock() - last_prune >= PRUNE_EVERY:
+                pruned = poller.store.prune(settings.prune_after)
+                last_prune = poller.clock()
+                if pruned:
+                    log.info("pruned the bodies of %d old items (their ids are kept)", pruned)
         if once:
             return
         with contextlib.suppress(TimeoutError):

@@ -8,7 +8,9 @@ AlertbotError
 │   └── FeedThrottled    429/503 with Retry-After: try again later
 ├── FullTextError        a linked article could not be fetched or read (the teaser is used)
 └── StoreError           the database cannot be used
-    └── AlreadyRunning   another alertbot process holds the database
+    ├── AlreadyRunning   another alertbot process holds the database
+    ├── StoreUnwritable  writes fail now (disk full, I/O error, file moved): wait, send nothing
+    └── StoreCorrupt     the file has damaged pages: recover it or restore a backup
 """
 
 from __future__ import annotations
@@ -91,3 +93,15 @@ class StoreError(AlertbotError):
 
 class AlreadyRunning(StoreError):
     """Another alertbot process is running on this database."""
+
+
+class StoreUnwritable(StoreError):
+    """The database cannot be written now (disk full, I/O error, read-only, file replaced).
+
+    Nothing may be sent meanwhile: what was sent could not be recorded. It passes when writes
+    succeed again (space freed), except for a replaced or deleted file, which needs a restart.
+    """
+
+
+class StoreCorrupt(StoreError):
+    """The database file has damaged pages; the message says how to recover it."""

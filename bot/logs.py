@@ -18,6 +18,23 @@ QUIET_LOGGERS = ("httpx", "httpcore")
 
 # Attributes every LogRecord has; anything else came from `extra=` and is shown as a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Secrets known to this process (the configured token): every redaction removes them too.
+_SECRETS: set[str] = set()
+
+
+def add_secrets(secrets: Iterable[str | None]) -> None:
+    """Make `redact` (and every RedactFilter) remove these strings from now on."""
+    _SECRETS.update(s for s in secrets if s)
+
+
+def redact(text: str) -> str:
+    """The text with known secrets and anything shaped like a bot token replaced.
+
+    The same redaction as the logs', for error texts that are stored, shown or sent.
+    """
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return TOKEN_PATTERN.sub(REDACTED, text)
 
 
 class RedactFilter(logging.Filter):
@@ -26,11 +43,12 @@ class RedactFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str | None] = ()):
         super().__init__()
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        add_secrets(self.secrets)
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return TOKEN_PATTERN.sub(REDACTED, text)
+        return redact(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.redact(record.getMessage())

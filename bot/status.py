@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bot.durations import approximate
+from bot.logs import redact
 from bot.models import Feed
 
 OUTBOX_STATES = ("pending", "sent", "failed", "cancelled")
@@ -85,13 +86,13 @@ def gather(
 
 
 class Markup:
-    """Plain text: no markup, nothing escaped."""
+    """Plain text: no markup, nothing escaped (secrets redacted, as in the logs)."""
 
     def bold(self, text: str) -> str:
         return text
 
     def text(self, text: str) -> str:
-        return text
+        return redact(text)
 
     def heading(self, text: str) -> list[str]:
         """A report's title line: none in a terminal, where the command already names it."""
@@ -105,7 +106,7 @@ class HtmlMarkup(Markup):
         return f"<b>{html.escape(text, quote=False)}</b>"
 
     def text(self, text: str) -> str:
-        return html.escape(text, quote=False)
+        return html.escape(redact(text), quote=False)
 
     def heading(self, text: str) -> list[str]:
         return [self.bold(text)]

@@ -67,7 +67,10 @@ class Sent:
 class Fault:
     """An injected error: which answer, for which chat/method, how many times."""
 
-    kind: str  # 429 | 403 | parse | chat_not_found | migrate | 500 | hang | raw
+    # 429 | 403 | parse | chat_not_found | migrate | 500 | hang | raw (status and body as given),
+    # or one of ACCEPTING (the
+    # message is delivered, then the answer is unusable) | 502_echo (a proxy's page, token in it)
+    kind: str
     chat_id: int | None = None
     method: str = "sendMessage"
     times: int | None = 1  # None: forever
@@ -76,11 +79,25 @@ class Fault:
     hang_seconds: float = 30.0
     status: int = 200  # raw: the HTTP status and body sent as they are (garbage, odd JSON)
     body: str = ""
+    skip: int = 0  # matching requests answered normally before the fault applies
 
-    def answer(self) -> tuple[int, dict | str]:
-        """The HTTP status and JSON body Telegram would answer."""
+    def answer(self, token: str = "") -> tuple[int, dict | str]:
+        """The HTTP status and body (JSON, or a page as text) the server would answer."""
         if self.kind == "raw":
             return self.status, self.body
+        if self.kind == "ok_no_result":
+            return 200, {"ok": True}
+        if self.kind == "not_message":
+            return 200, {"ok": True, "result": True}
+        if self.kind == "bad_message":  # no chat, no date: PTB cannot build a Message
+            return 200, {"ok": True, "result": {"message_id": "seven"}}
+        if self.kind == "404_after":
+            return 404, _err(404, "Not Found")
+        if self.kind == "502_echo":
+            return 502, (
+                "<html><body><h1>502 Bad Gateway</h1><p>upstream failed for "
+                f"POST /bot{token}/sendMessage</p></body></html>"
+            )
         if self.kind == "429":
             desc = f"Too Many Requests: retry after {self.retry_after}"
             return 429, _err(429, desc, {"retry_after": self.retry_after})
@@ -95,6 +112,10 @@ class Fault:
             desc = "Bad Request: group chat was upgraded to a supergroup chat"
             return 400, _err(400, desc, {"migrate_to_chat_id": self.migrate_to})
         return 500, _err(500, "Internal Server Error")
+
+
+# Faults after which the message did reach the chat: the answer is what goes wrong
+ACCEPTING = {"ok_no_result", "not_message", "bad_message", "404_after"}
 
 
 def _err(code: int, description: str, parameters: dict | None = None) -> dict:
@@ -167,6 +188,7 @@ class FakeBotAPI:
         self._tokens = 0.0
         self._refilled = 0.0
         self._server: ThreadingHTTPServer | None = None
+        self.token = ""  # the bot token seen in request paths
 
     # -- life cycle ---------------------------------------------------------------
     def start(self) -> FakeBotAPI:
@@ -338,6 +360,9 @@ class FakeBotAPI:
         with self.lock:
             for fault in self.faults:
                 if fault.method == method and fault.chat_id in (None, chat):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
                     if fault.times is not None:
                         fault.times -= 1
                         if fault.times <= 0:
@@ -358,7 +383,7 @@ class FakeBotAPI:
             self._tokens -= 1
             return False
 
-    def handle(self, method: str, params: dict) -> tuple[int, dict] | None:
+    def handle(self, method: str, params: dict) -> tuple[int, dict | str] | None:
         """Answer one API call; None means hang up without answering."""
         with self.lock:
             self.requests.append((method, params))
@@ -366,8 +391,10 @@ class FakeBotAPI:
         if fault and fault.kind == "hang":
             self._stopping.wait(fault.hang_seconds)
             return None
+        if fault and fault.kind in ACCEPTING:
+            self._api_sendMessage(params)  # delivered; only the answer goes wrong
         if fault:
-            return fault.answer()
+            return fault.answer(self.token)
         if method == "sendMessage" and self._over_rate():
             return 429, _err(429, "Too Many Requests: retry after 1", {"retry_after": 1})
         func = getattr(self, f"_api_{method}", None)
@@ -522,6 +549,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, _err(404, "Not Found"))
             return
         params = _decode_params(self.headers.get("Content-Type", ""), body, url.query)
+        self.api.token = match["token"]  # what a proxy in front of Telegram could echo
         answer = self.api.handle(match["method"], params)
         if answer is None:
             self.close_connection = True
@@ -529,9 +557,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(*answer)
 
     def _reply(self, status: int, body: dict | str) -> None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        page = isinstance(body, str)
+        data = body.encode() if page else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html" if page else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         with contextlib.suppress(ConnectionError):  # the client gave up (timeout, shutdown)

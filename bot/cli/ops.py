@@ -22,7 +22,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "health",
         help="exit 0 when the bot is polling and its database is writable (Docker HEALTHCHECK)",
         description="Exit 0 when the last poll cycle finished within about three of the "
-        "shortest feed interval and the database is writable; otherwise print why and exit 1.",
+        "shortest feed interval, the database is writable, and the running bot reports no "
+        "trouble with it (a full disk, a deleted file); otherwise print why and exit 1.",
     )
     add_config_option(health)
     health.set_defaults(handler=run_health)
@@ -53,9 +54,14 @@ def run_health(args: argparse.Namespace, clock: Callable[[], float] = time.time)
 def health_problem(settings: Settings, now: float) -> str | None:
     """Why the bot is unhealthy, or None: a recent finished cycle and a writable database."""
     database = settings.database
+    from bot.store.guard import read_status  # imported here so `--help` stays fast
+
+    pid, state = read_status(database.with_name(database.name + ".lock"))
+    if state not in (None, "ok", "stopped"):  # what the running bot sees (a full disk, say)
+        return f"{state} (reported by alertbot, pid {pid})"
     if not database.exists():
         return f"no database at {database} yet: has `alertbot run` started?"
-    from bot.store import Store  # imported here so `--help` stays fast
+    from bot.store import Store
 
     with Store(database) as store:
         cycle = store.last_cycle()
@@ -92,7 +98,13 @@ def run_status(args: argparse.Namespace, clock: Callable[[], float] = time.time)
     except (AlertbotError, OSError) as exc:
         print(f"alertbot status: {exc}", file=sys.stderr)
         return 1
-    print("\n".join(status.status_lines(facts)))
+    lines = status.status_lines(facts)
+    from bot.store.guard import read_status
+
+    pid, state = read_status(settings.database.with_name(settings.database.name + ".lock"))
+    if state not in (None, "ok", "stopped"):  # what the running bot cannot write down
+        lines.insert(0, f"alertbot (pid {pid}) reports: {state}")
+    print("\n".join(lines))
     return 0
 
 

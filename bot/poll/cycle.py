@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import FeedError, FeedGone, FeedThrottled
+from bot.errors import FeedError, FeedGone, FeedThrottled, StoreError, StoreUnwritable
 from bot.feeds.fetch import Fetcher, FetchResult, backoff_delay
 from bot.feeds.parse import ParsedFeed
 from bot.feeds.parsepool import ParsePool, parse_job
@@ -95,7 +95,11 @@ class Poller:
 
         async def one(feed: Feed, state: FeedState) -> None:
             async with slots:
-                await self.poll_feed(feed, state, stats)
+                try:
+                    await self.poll_feed(feed, state, stats)
+                except StoreUnwritable as exc:  # logged once by the store; fetched again later
+                    stats.failed += 1
+                    stats.errors[feed.name] = str(exc)
 
         await asyncio.gather(*(one(feed, state) for feed, state in due))
         return stats
@@ -131,6 +135,8 @@ class Poller:
             self._throttled(feed, exc, stats)
         except FeedGone as exc:
             self._disable(feed, f"{exc}; the feed was disabled", stats)
+        except StoreError:
+            raise  # the database's trouble, not the feed's: nothing could be recorded
         except Exception as exc:  # any failure of one feed is that feed's, not the cycle's
             self._failed(feed, state, exc, stats)
 

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlite_utils import Database
 
-from bot.errors import AlreadyRunning, StoreError
+from bot.errors import StoreError, StoreUnwritable
 from bot.models import Item, KnownItem, Match
 from bot.store.articles import ArticleRow, ArticleStore
-from bot.store.chats import ChatStore, OutboxRow, Subscriber
+from bot.store.chats import ChatStore, OutboxRow, Series, Subscriber
 from bot.store.feeds import FeedState, FeedStore
+from bot.store.guard import (
+    GONE,
+    RunLock,
+    corrupt_error,
+    is_corrupt,
+    lost_database,
+    quick_check,
+    unwritable_reason,
+)
 from bot.store.schema import (
     MIGRATIONS,
     Migration,
@@ -36,6 +44,7 @@ __all__ = [
     "FeedState",
     "KnownItem",
     "OutboxRow",
+    "Series",
     "Store",
     "Subscriber",
     "alert_from_json",
@@ -43,6 +52,7 @@ __all__ = [
     "migrate",
 ]
 
+log = logging.getLogger(__name__)
 _CHUNK = 300  # SQLite's default limit on bound parameters is far above this
 
 
@@ -56,9 +66,13 @@ class Store(FeedStore, ChatStore, ArticleStore):
         migrations: Sequence[Migration] = MIGRATIONS,
     ) -> None:
         self.path = Path(path)
+        if lost := lost_database(self.path):
+            raise StoreError(lost)  # a fresh, empty file would forget every subscriber
         self.clock = clock
         self._lock = threading.RLock()
-        self._lock_file: IO[str] | None = None
+        self.run_lock = RunLock(self.path)
+        self.write_problem: str | None = None  # set while writes fail; cleared by the next success
+        self.moved_problem: str | None = None  # set for good when the file was deleted/replaced
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30.0)
@@ -70,6 +84,8 @@ class Store(FeedStore, ChatStore, ArticleStore):
             self.db.execute("PRAGMA foreign_keys=ON")
             migrate(self.db, migrations)
         except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                raise corrupt_error(self.path, exc) from None
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -77,9 +93,7 @@ class Store(FeedStore, ChatStore, ArticleStore):
     def close(self) -> None:
         with self._lock:
             self.db.close()
-            if self._lock_file is not None:
-                self._lock_file.close()  # releases the flock
-                self._lock_file = None
+            self.run_lock.release()  # after SQLite's close: closing our fd drops POSIX locks
 
     def __enter__(self) -> Store:
         return self
@@ -92,55 +106,94 @@ class Store(FeedStore, ChatStore, ArticleStore):
         return int(self._query1("PRAGMA user_version")[0])
 
     def acquire_run_lock(self) -> None:
-        """Hold `<db>.lock` for this process's lifetime; raise AlreadyRunning if another has it.
+        """Hold the database file for this process's lifetime; raise AlreadyRunning if taken.
 
-        An flock dies with its process, so a SIGKILL never leaves a stale lock behind.
+        The lock is an flock on the database file itself: a hard link or another path to the
+        same file finds it taken, and it dies with its process (no stale lock after SIGKILL).
         """
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held until close()
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip() or "unknown"
-            handle.close()
-            raise AlreadyRunning(
-                f"another alertbot process (pid {pid}) is already running on {self.path}; "
-                "stop it first, or give this one its own database (ALERTBOT_DATABASE)"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_file = handle
+        self.run_lock.acquire()
+
+    def check_integrity(self) -> None:
+        """Raise StoreCorrupt (one line, with how to recover) when pages are damaged."""
+        with self._lock:
+            quick_check(self.db.conn, self.path)
 
     def check_writable(self) -> None:
-        """Raise StoreError when the database cannot be written (for health checks)."""
+        """Raise StoreError unless a real (growing) write commits now (for health checks)."""
         try:
-            with self._lock, self.db.atomic():
-                self.db.execute("UPDATE runs SET id = id WHERE 0")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: the database is not writable: {exc}") from exc
+            self.probe_write()
+        except StoreUnwritable as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+
+    def probe_write(self) -> None:
+        """Commit a write that needs a new page, as recording an alert would.
+
+        Only this ends a write problem: on a full disk some writes still succeed (those that
+        fit in place), and sending must not resume, and stop again, with each of them.
+        """
+        with self.transaction() as db:
+            db.execute("INSERT INTO probe (pad) VALUES (zeroblob(8192))")
+            db.execute("DELETE FROM probe")
+        if self.write_problem is not None:
+            log.warning("the database is writable again: %s is over", self.write_problem)
+            self.write_problem = None
+            self.run_lock.write_status("ok")
+
+    def problem(self) -> str | None:
+        """Why nothing may be sent now (the database cannot record it), or None."""
+        if self.moved_problem is None and (moved := self.run_lock.moved()):
+            self.moved_problem = moved
+            log.error("%s: refusing to write to it; restore it and restart alertbot", moved)
+            self.run_lock.write_status(f"{GONE}: {moved}")
+        return self.moved_problem or self.write_problem
+
+    def _failed_write(self, exc: sqlite3.Error) -> Exception:
+        """The error to raise for a failed statement; notes an unwritable database once."""
+        if is_corrupt(exc):
+            return corrupt_error(self.path, exc)
+        reason = unwritable_reason(exc)
+        if reason is None:
+            return exc
+        problem = f"database not writable: {reason}"
+        if self.write_problem is None:
+            log.error("%s (%s): sending stops until writes succeed again", problem, self.path)
+            self.run_lock.write_status(problem)
+        self.write_problem = problem
+        return StoreUnwritable(f"{problem} ({exc})")
 
     @contextmanager
     def transaction(self) -> Iterator[Database]:
         """All or nothing. Inside another transaction, part of it: the outer one commits or
         rolls back everything. (sqlite-utils would open a savepoint, under a new random name
-        each time, which SQLite compiles anew: that was 40 % of storing a new feed.)"""
+        each time, which SQLite compiles anew: that was 40 % of storing a new feed.)
+
+        Raises StoreUnwritable when the file system refuses the write (and for good once the
+        file was deleted or replaced: writing on would go to a file nobody will read again).
+        """
         with self._lock:
             if self.db.conn.in_transaction:
                 yield self.db
                 return
-            with self.db.atomic():
-                yield self.db
+            if self.problem() and self.moved_problem:
+                raise StoreUnwritable(self.moved_problem)
+            try:
+                with self.db.atomic():
+                    yield self.db
+            except sqlite3.Error as exc:
+                raise self._failed_write(exc) from None
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self.db.execute(sql, params).fetchall()
+            try:
+                return self.db.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                if is_corrupt(exc):
+                    raise corrupt_error(self.path, exc) from None
+                raise
 
     def _query1(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
-        with self._lock:
-            return self.db.execute(sql, params).fetchone()
+        rows = self._query(sql, params)
+        return rows[0] if rows else None  # type: ignore[return-value]
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self.transaction() as db:

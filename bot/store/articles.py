@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.logs import redact
 from bot.models import Item
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class ArticleStore:
                 "INSERT INTO articles (key, url, fetched_at, tries, last_error) "
                 "VALUES (?, ?, ?, 1, ?) ON CONFLICT (key) DO UPDATE SET "
                 "tries = tries + 1, last_error = excluded.last_error",
-                (key, url, self.clock(), error),
+                (key, url, self.clock(), redact(error)),
             )
             return int(db.execute("SELECT tries FROM articles WHERE key = ?", (key,)).fetchone()[0])
 

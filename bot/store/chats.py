@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.logs import redact
 from bot.models import Alert, Item, Match
 from bot.store.schema import alert_from_json, alert_to_json
 
@@ -45,6 +46,18 @@ class OutboxRow:
     next_attempt: float
     last_error: str | None
     created: float = 0.0  # when the story was queued: the digest it belongs to follows from it
+
+
+@dataclass(frozen=True)
+class Series:
+    """A message going out in parts: the rows it settles, its texts, the parts confirmed."""
+
+    id: int
+    chat_id: int
+    row_ids: tuple[int, ...]
+    texts: tuple[str, ...]  # Telegram HTML, one per message
+    sent: int  # parts Telegram confirmed
+    message_id: int | None  # the first part's
 
 
 class ChatStore:
@@ -109,18 +122,20 @@ class ChatStore:
         with self.transaction() as db:
             db.execute(
                 "UPDATE subscribers SET active = 0, deactivated_reason = ? WHERE chat_id = ?",
-                (reason, chat_id),
+                (redact(reason), chat_id),
             )
+            db.execute("DELETE FROM series WHERE chat_id = ?", (chat_id,))
             return db.execute(
                 "UPDATE outbox SET state = 'cancelled', last_error = ? "
                 "WHERE chat_id = ? AND state = 'pending'",
-                (reason, chat_id),
+                (redact(reason), chat_id),
             ).rowcount
 
     def delete_subscriber(self, chat_id: int) -> None:
         """Forget the chat entirely: subscriber, subscriptions and every outbox row."""
         with self.transaction() as db:
             db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
+            db.execute("DELETE FROM series WHERE chat_id = ?", (chat_id,))
             db.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,))
             db.execute("DELETE FROM subscribers WHERE chat_id = ?", (chat_id,))
 
@@ -147,6 +162,9 @@ class ChatStore:
                 (new_chat_id, old_chat_id),
             )
             db.execute("DELETE FROM outbox WHERE chat_id = ?", (old_chat_id,))
+            db.execute(
+                "UPDATE series SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
+            )
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -238,18 +256,22 @@ class ChatStore:
             )
         ]
 
-    def mark_sent(self, row_id: int, message_id: int | None) -> None:
+    def mark_sent(self, row_id: int, message_id: int | None, note: str | None = None) -> None:
+        """Telegram has the message; `note` keeps a warning (an answer that could not be read)."""
         self._write(
             "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, "
-            "attempts = attempts + 1 WHERE id = ?",
-            (message_id, self.clock(), row_id),
+            "attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (message_id, self.clock(), redact(note) if note else None, row_id),
         )
 
-    def mark_retry(self, row_id: int, error: str, next_attempt: float) -> None:
+    def mark_retry(
+        self, row_id: int, error: str, next_attempt: float, attempts: int | None = None
+    ) -> None:
+        """A failed attempt: counted (or set to `attempts`), tried again at `next_attempt`."""
         self._write(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
-            "WHERE id = ?",
-            (error, next_attempt, row_id),
+            "UPDATE outbox SET attempts = coalesce(?, attempts + 1), last_error = ?, "
+            "next_attempt = ? WHERE id = ?",
+            (attempts, redact(error), next_attempt, row_id),
         )
 
     def postpone(self, row_id: int, next_attempt: float) -> None:
@@ -265,11 +287,65 @@ class ChatStore:
             ).rowcount
 
     def mark_failed(self, row_id: int, error: str) -> None:
-        self._write(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? "
-            "WHERE id = ?",
-            (error, row_id),
+        """Given up on; a message in parts it belonged to is forgotten with it."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? "
+                "WHERE id = ?",
+                (redact(error), row_id),
+            )
+            db.execute(
+                "DELETE FROM series WHERE EXISTS "
+                "(SELECT 1 FROM json_each(series.rows) WHERE value = ?)",
+                (row_id,),
+            )
+
+    # -- messages in parts -----------------------------------------------------------------
+
+    def start_series(self, chat_id: int, row_ids: Sequence[int], texts: Sequence[str]) -> Series:
+        """Record a message in parts before its first part goes out."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO series (chat_id, rows, texts, created) VALUES (?, ?, ?, ?)",
+                (chat_id, json.dumps(list(row_ids)), json.dumps(list(texts)), self.clock()),
+            )
+            series_id = int(cursor.lastrowid or 0)
+        return Series(series_id, chat_id, tuple(row_ids), tuple(texts), 0, None)
+
+    def open_series(self, chat_id: int) -> Series | None:
+        """The chat's unfinished message in parts (the oldest), if any."""
+        rows = self._query(
+            "SELECT id, chat_id, rows, texts, sent, message_id FROM series WHERE chat_id = ? "
+            "ORDER BY id LIMIT 1",
+            (chat_id,),
         )
+        if not rows:
+            return None
+        sid, chat, row_ids, texts, sent, message_id = rows[0]
+        return Series(sid, chat, tuple(json.loads(row_ids)), tuple(json.loads(texts)), sent,
+                      message_id)  # fmt: skip
+
+    def series_progress(self, series_id: int, sent: int, message_id: int | None) -> None:
+        """Parts 1..`sent` are confirmed: a restart resumes after them."""
+        self._write(
+            "UPDATE series SET sent = ?, message_id = coalesce(message_id, ?) WHERE id = ?",
+            (sent, message_id, series_id),
+        )
+
+    def finish_series(self, series: Series, message_id: int | None, note: str | None) -> None:
+        """Every part is out: its pending rows are sent, and the series is forgotten."""
+        with self.transaction() as db:
+            for row_id in series.row_ids:
+                db.execute(
+                    "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, "
+                    "attempts = attempts + 1, last_error = ? WHERE id = ? AND state = 'pending'",
+                    (message_id, self.clock(), redact(note) if note else None, row_id),
+                )
+            db.execute("DELETE FROM series WHERE id = ?", (series.id,))
+
+    def drop_series(self, series_id: int) -> None:
+        """Forget a series whose rows are settled otherwise (failed, cancelled)."""
+        self._write("DELETE FROM series WHERE id = ?", (series_id,))
 
     def outbox_counts(self) -> dict[str, int]:
         counts = {"pending": 0, "sent": 0, "failed": 0, "cancelled": 0}

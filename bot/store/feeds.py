@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.logs import redact
 from bot.models import Feed
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class FeedStore:
             "error_count = error_count + ?, failing_since = coalesce(failing_since, ?), "
             "not_found_since = CASE WHEN ? = 404 THEN coalesce(not_found_since, ?) ELSE NULL END "
             "WHERE name = ?",
-            (now, error, now, next_fetch, 1 if count else 0, now, status, now, name),
+            (now, redact(error), now, next_fetch, 1 if count else 0, now, status, now, name),
         )
         state = self.feed_state(name)
         assert state is not None, f"feed {name!r} is not in the store (sync_feeds first)"
@@ -140,7 +141,7 @@ class FeedStore:
         self._write(
             "UPDATE feeds SET disabled = 1, last_error = ?, last_error_at = ?, next_fetch = NULL "
             "WHERE name = ?",
-            (reason, self.clock(), name),
+            (redact(reason), self.clock(), name),
         )
 
     def feed_titles(self) -> dict[str, str]:

@@ -84,8 +84,22 @@ def _feed_notices(db: Database) -> None:
     )
 
 
+def _message_series(db: Database) -> None:
+    # a message sent in parts (a long alert, a digest): its texts and how many parts Telegram
+    # confirmed, so a crash or a failure mid-series resumes at the part in flight; `rows` are
+    # the outbox ids it settles (JSON list); `probe` takes health checks' test writes
+    db.execute(
+        """CREATE TABLE series (
+        id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, rows TEXT NOT NULL,
+        texts TEXT NOT NULL, sent INTEGER NOT NULL DEFAULT 0, message_id INTEGER,
+        created REAL NOT NULL)"""
+    )
+    db.execute("CREATE INDEX series_chat ON series (chat_id)")
+    db.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, pad BLOB)")
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _feed_notices)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _feed_notices, _message_series)
 
 
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:

@@ -16,6 +16,7 @@ from telegram.ext import ContextTypes
 
 from bot import status
 from bot.durations import approximate
+from bot.logs import redact
 from bot.telegram.messages import esc, split_lines
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def admin_notifier(bot: Any, admin_ids: set[int]) -> Callable[[str], Awaitable[N
         stamp = datetime.now(UTC).strftime("%H:%M UTC")
         for admin in sorted(admin_ids):
             try:  # HTML and no link previews come from the Application's Defaults
-                await bot.send_message(admin, f"⚠️ {esc(text)} ({stamp})")
+                await bot.send_message(admin, f"⚠️ {esc(redact(text))} ({stamp})")
             except TelegramError as exc:
                 log.warning("could not notify admin %s: %s", admin, exc)
 

@@ -1,24 +1,32 @@
 """Outbox to Bot API: per-chat and global rate limits, RetryAfter, Forbidden, retries, digests.
 
-The outbox is worked in id order (chats in parallel, each chat's rows in order). A row is
-marked sent only after Telegram confirmed the message, with the message id it returned. A
-crash (or a timeout whose answer never arrived) between Telegram's confirmation and the
-database's commit leaves that row pending, so after a restart the message can be sent a
-second time. Only messages in flight at that instant can repeat, each once: at most one per
-chat, and at most `Policy.concurrency` (the chats served at once) in all; nothing is lost.
-An alert too long for one message is sent in parts; if a later part fails, the retry resends
-the earlier parts too.
+The outbox is worked in id order (chats in parallel, each chat's rows in order; one chat's
+failure never stops or delays another's). A row is marked sent only after Telegram confirmed
+the message. A crash (or a timeout whose answer never arrived) between Telegram's
+confirmation and the database's commit leaves that row pending, so after a restart that one
+message can be sent a second time: at most one per chat, and at most `Policy.concurrency` (the
+chats served at once) in all; nothing is lost. A message too long for one message (a long
+alert, a digest) goes out as a series whose progress is recorded part by part, so a crash
+repeats at most the part in flight.
 
-Errors, and what happens to the row:
+Errors, and what happens to the row (every failure counts an attempt of that row only):
 
     RetryAfter(s)            wait s seconds (all chats pause: flood control is per bot), retry;
                              above `retry_after_cap` the row stays pending until then and the
-                             admins are told: never a failure, never dropped
+                             admins are told (with the date): never a failure, never dropped
     Forbidden, chat not found  the subscriber is deactivated, its pending rows cancelled
     BadRequest (parse)       resent as plain text
     BadRequest (other)       marked failed (resending the same request cannot help)
     ChatMigrated             the subscriber moves to the new chat id, the row is resent there
     TimedOut, NetworkError   retried with exponential backoff; after max_attempts marked failed
+    ok, but unreadable       (no result, not a message, a message PTB cannot read) Telegram
+                             accepted it: marked sent with a warning; resending would repeat it
+    other answers            (InvalidToken from a 404, an unparsable body) may mean "delivered":
+                             one more try, `unsure_backoff` later, then failed; never at once
+    database not writable    nothing more is sent until it is; a sent mark that could not be
+                             written is kept in memory and written first (never sent twice)
+
+Rows that end as failed are listed in /status and `alertbot status`; admins are told once.
 """
 
 from __future__ import annotations
@@ -28,21 +36,30 @@ import contextlib
 import html
 import logging
 import time
-import warnings
 from collections import defaultdict, deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
-from telegram.ext import AIORateLimiter
-from telegram.warnings import PTBDeprecationWarning
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    RetryAfter,
+    TelegramError,
+)
 
+from bot.errors import StoreCorrupt, StoreUnwritable
+from bot.logs import add_secrets, redact
 from bot.telegram.digest import render_digest
+from bot.telegram.limits import ChatLimiter, Stalled, rate_limiter, retry_after_seconds
 from bot.telegram.messages import Decisive, render_alert, render_plain, split_lines, strip_tags
+from bot.telegram.settle import Policy, Settler, Stats
+
+__all__ = ["ChatLimiter", "Deliverer", "Policy", "Stalled", "Stats", "digest_slot", "rate_limiter"]
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -50,112 +67,11 @@ Sleep = Callable[[float], Awaitable[Any]]
 Notify = Callable[[str], Awaitable[None]]
 
 
-@dataclass
-class Policy:
-    """Tunables of delivery."""
-
-    max_attempts: int = 6  # network failures before a row is marked failed
-    backoff_base: float = 30.0  # first retry after this, doubling each time
-    backoff_max: float = 3600.0
-    retry_after_cap: float = 60.0  # the longest one RetryAfter may stall delivery
-    concurrency: int = 32  # chats served at once (needed to reach ~30 msg/s)
-    batch: int = 1000  # rows read per pass
+class Unreadable(Exception):
+    """Telegram answered ok, but not with a message we can read: it has the message."""
 
 
-@dataclass
-class Stats:
-    """What one delivery pass did."""
-
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    deactivated: int = 0
-    plain_fallbacks: int = 0
-    postponed: int = 0
-    rate_limited: int = 0
-
-
-class Stalled(Exception):
-    """Telegram asked for a wait longer than the cap: the row stays pending until then."""
-
-    def __init__(self, seconds: float):
-        super().__init__(f"Telegram asked to wait {seconds:.0f}s")
-        self.seconds = seconds
-
-
-class _HandledRetryAfter(logging.Filter):
-    """Drops only the limiter's 'after maximum of 0 retries' traceback: the Deliverer handles
-    (and logs) every RetryAfter itself; the limiter's other records still get through."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Rate limit hit after maximum")
-
-
-def rate_limiter(per_second: float = 30.0) -> AIORateLimiter:
-    """The global limiter for ApplicationBuilder().rate_limiter(...): ~30/s, 20/min per group."""
-    logger = logging.getLogger("telegram.ext.AIORateLimiter")
-    if not any(isinstance(f, _HandledRetryAfter) for f in logger.filters):
-        logger.addFilter(_HandledRetryAfter())
-    return AIORateLimiter(overall_max_rate=per_second, max_retries=0)
-
-
-class ChatLimiter:
-    """At most 1 message per second to a private chat, which AIORateLimiter does not limit
-    (it already holds groups and channels to 20 a minute: they are not limited twice)."""
-
-    def __init__(self, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
-        self.clock, self.sleep = clock, sleep
-        self.recent: dict[int | str, deque[float]] = defaultdict(deque)
-
-    @staticmethod
-    def window(chat_id: int | str) -> tuple[int, float] | None:
-        """(messages, seconds) allowed for a private chat; None for the others."""
-        private = isinstance(chat_id, int) and chat_id > 0
-        return (1, 1.0) if private else None
-
-    async def wait(self, chat_id: int | str) -> None:
-        """Return when one more message to `chat_id` keeps within its limit (and count it)."""
-        window = self.window(chat_id)
-        if window is None:
-            return
-        count, period = window
-        if len(self.recent) > 10_000:  # forget chats not written to for a minute
-            cutoff = self.clock() - 60
-            self.recent = defaultdict(
-                deque, {k: v for k, v in self.recent.items() if v and v[-1] > cutoff}
-            )
-        recent = self.recent[chat_id]
-        while True:
-            now = self.clock()
-            while recent and recent[0] <= now - period:
-                recent.popleft()
-            if len(recent) < count:
-                recent.append(now)
-                return
-            await self.sleep(recent[0] + period - now)
-
-
-def digest_slot(after: float, digest_time: str, tz: str) -> float:
-    """The first digest moment (HH:MM in zone `tz`) at or after the timestamp `after`."""
-    zone = _zone(tz)
-    hour, minute = (int(x) for x in digest_time.split(":"))
-    local = datetime.fromtimestamp(after, zone)
-    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if slot.timestamp() < after:
-        slot = (local + timedelta(days=1)).replace(
-            hour=hour, minute=minute, second=0, microsecond=0
-        )
-    return slot.timestamp()
-
-
-def _zone(tz: str | None) -> Any:
-    try:
-        return ZoneInfo(tz or "UTC")
-    except (ValueError, KeyError, OSError):
-        return UTC
-
-
-class Deliverer:
+class Deliverer(Settler):
     """Works the outbox through a Bot (use an ExtBot with `rate_limiter()` for the global limit)."""
 
     def __init__(
@@ -177,16 +93,27 @@ class Deliverer:
         self.halt = asyncio.Event()  # set: finish the messages in flight, start no others
         self.on_pass: Callable[[Stats], None] | None = None  # e.g. Metrics.observe_delivery
         self.decisive: Decisive | None = None  # which highlights are bold (rules' Emphasis)
+        # writes that must land before anything else is sent: (rows they settle, the write)
+        self.unwritten: deque[tuple[frozenset[int], Callable[[], None]]] = deque()
+        self.told_problem: str | None = None
+        self.fatal: StoreCorrupt | None = None
+        self._failures: list[str] = []  # rows failed for good in this pass, for one notice
+        self._unread: list[str] = []  # answers accepted but unreadable in this pass
+        add_secrets([getattr(bot, "token", None)])
 
     # -- the loop -----------------------------------------------------------------
     async def run(self, stop: asyncio.Event, interval: float = 2.0) -> None:
-        """Deliver until `stop` is set; `wake()` starts a pass at once."""
+        """Deliver until `stop` is set (or the database turns out corrupt: `fatal`)."""
         self.halt = stop  # a stop mid-pass leaves the remaining rows pending for next time
         while not stop.is_set():
             try:
                 stats = await self.deliver_due()
                 if self.on_pass is not None:
                     self.on_pass(stats)
+            except StoreCorrupt as exc:  # nothing to do but stop: the caller says how to recover
+                self.fatal = exc
+                stop.set()
+                return
             except Exception:  # one bad pass must not end delivery for good
                 log.exception("delivery pass failed; trying again in %ss", interval)
             with contextlib.suppress(TimeoutError):
@@ -195,28 +122,47 @@ class Deliverer:
     async def deliver_due(self) -> Stats:
         """One pass over every due row; returns what happened."""
         stats = Stats()
+        if not await self._store_ready():
+            return stats
+        held = frozenset().union(*(ids for ids, _ in self.unwritten))
         rows = self.store.due_outbox(self.clock(), self.policy.batch)
         by_chat: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
-            by_chat[row.chat_id].append(row)
+            if row.id not in held:
+                by_chat[row.chat_id].append(row)
         gate = asyncio.Semaphore(self.policy.concurrency)
 
         async def serve(chat_rows: list[Any]) -> None:
             async with gate:
-                if not self.halt.is_set():
+                if not self._stopping():
                     await self._serve_chat(chat_rows, stats)
 
-        try:  # a TaskGroup: if one chat fails unexpectedly, the others stop before the next pass
-            async with asyncio.TaskGroup() as group:
-                for chat_rows in by_chat.values():
-                    group.create_task(serve(chat_rows))
-        except* Exception as errors:
-            raise errors.exceptions[0] from None
+        # not a TaskGroup: one chat's failure must not cancel other chats' sends in flight
+        results = await asyncio.gather(*map(serve, by_chat.values()), return_exceptions=True)
+        for result in results:  # a corrupt file (or the process dying) ends the pass
+            if isinstance(result, StoreCorrupt) or not isinstance(result, Exception | None):
+                raise result
+        await self._report()
         if rows:
             log.info("delivery pass: %s", stats)
         return stats
 
+    def _stopping(self) -> bool:
+        """Start nothing more: stopping, or the database cannot record what would be sent."""
+        store_down = self.store.write_problem or self.store.moved_problem
+        return self.halt.is_set() or bool(self.unwritten) or bool(store_down)
+
     async def _serve_chat(self, rows: list[Any], stats: Stats) -> None:
+        """Serve one chat; whatever goes wrong stays this chat's."""
+        try:
+            await self._serve_rows(rows, stats)
+        except (StoreUnwritable, StoreCorrupt, asyncio.CancelledError):
+            raise  # the pass stops (said once by the store and the notice), or the bot ends
+        except Exception as exc:
+            log.exception("chat %s: delivery failed unexpectedly", rows[0].chat_id)
+            self._retry(rows[:1], exc, stats, unsure=True)
+
+    async def _serve_rows(self, rows: list[Any], stats: Stats) -> None:
         sub = self.store.get_subscriber(rows[0].chat_id)
         if sub is None or not sub.active:
             for row in rows:
@@ -226,17 +172,19 @@ class Deliverer:
         now = self.clock()
         if sub.muted_until and sub.muted_until > now:
             self._postpone(rows, sub.muted_until, stats)
-        elif sub.mode == "digest":
+            return
+        series = self.store.open_series(sub.chat_id)
+        if series is not None:  # a message in parts was cut short: finish it first
+            mine = [r for r in rows if r.id in series.row_ids]
+            if not mine or not await self._send_series(series, mine, stats):
+                return
+            rows = [r for r in rows if r.id not in series.row_ids]
+        if sub.mode == "digest":
             await self._serve_digest(sub, rows, stats)
-        else:
-            for row in rows:
-                if self.halt.is_set() or not await self._deliver(row, sub, stats):
-                    break  # keep this chat's order: the rest waits for the next pass
-
-    def _postpone(self, rows: Sequence[Any], until: float, stats: Stats) -> None:
+            return
         for row in rows:
-            self.store.postpone(row.id, until)
-        stats.postponed += len(rows)
+            if self._stopping() or not await self._deliver(row, sub, stats):
+                break  # keep this chat's order: the rest waits for the next pass
 
     # -- one row (or one digest) ------------------------------------------------------
     async def _deliver(self, row: Any, sub: Any, stats: Stats) -> bool:
@@ -254,97 +202,95 @@ class Deliverer:
         self, rows: list[Any], chat_id: int, texts: Callable[[bool], list[str]], stats: Stats
     ) -> bool:
         """Send what `rows` owe (as one message or one series); settle every row's state."""
+        html_texts = texts(False)
+        if len(html_texts) > 1:
+            series = self.store.start_series(chat_id, [r.id for r in rows], html_texts)
+            return await self._send_series(series, rows, stats)
         plain = False
         while True:
             try:
-                message_id = await self._send_all(chat_id, texts(plain), plain, stats)
+                message_id, note = await self._send_all(chat_id, texts(plain), plain, stats)
             except ChatMigrated as exc:
-                log.info("chat %s moved to %s", chat_id, exc.new_chat_id)
-                self.store.migrate_chat(chat_id, int(exc.new_chat_id))
-                chat_id = int(exc.new_chat_id)
+                chat_id = self._migrated(chat_id, exc)
                 continue
             except BadRequest as exc:
                 if _parse_error(exc) and not plain:
-                    log.warning(
-                        "chat %s: Telegram could not parse HTML; sending plain text", chat_id
-                    )
-                    stats.plain_fallbacks += 1
-                    plain = True
+                    plain = self._plain_fallback(chat_id, stats)
                     continue
                 return await self._bad_request(rows, chat_id, exc, stats)
-            except Forbidden as exc:
-                await self._gone(chat_id, str(exc), stats)
-                return False
-            except Stalled as exc:
-                await self._stalled(rows, exc, stats)
-                return False
-            except NetworkError as exc:
-                return all([self._retry(row, exc, stats) for row in rows])
-            for row in rows:
-                self.store.mark_sent(row.id, message_id)
+            except (Forbidden, Stalled, TelegramError) as exc:
+                return await self._not_sent(rows, chat_id, exc, stats)
+            self._record(rows, partial(self._mark_sent, rows, message_id, note))
             stats.sent += len(rows)
             return True
 
-    async def _bad_request(
-        self, rows: list[Any], chat_id: int, exc: BadRequest, stats: Stats
-    ) -> bool:
-        if "chat not found" in str(exc).lower():
-            await self._gone(chat_id, str(exc), stats)
-            return False
-        log.error("chat %s refused rows %s: %s", chat_id, [r.id for r in rows], exc)
-        for row in rows:
-            self.store.mark_failed(row.id, f"refused: {exc}")
-        stats.failed += len(rows)
+    async def _send_series(self, series: Any, rows: list[Any], stats: Stats) -> bool:
+        """Send the parts not yet confirmed, recording each; True when all are out."""
+        chat_id, sent, first, note, plain = (
+            series.chat_id,
+            series.sent,
+            series.message_id,
+            "",
+            False,
+        )
+        while sent < len(series.texts):
+            if self._stopping():
+                return False
+            text = series.texts[sent]
+            try:
+                part = html.unescape(strip_tags(text)) if plain else text
+                message_id, unread = await self._send_all(chat_id, [part], plain, stats)
+            except ChatMigrated as exc:
+                chat_id = self._migrated(chat_id, exc)
+                continue
+            except BadRequest as exc:
+                if _parse_error(exc) and not plain:
+                    plain = self._plain_fallback(chat_id, stats)
+                    continue
+                return await self._bad_request(rows, chat_id, exc, stats)
+            except (Forbidden, Stalled, TelegramError) as exc:
+                return await self._not_sent(rows, chat_id, exc, stats)
+            sent, first, note = sent + 1, first or message_id, note or unread
+            if sent < len(series.texts):
+                self._record(rows, partial(self.store.series_progress, series.id, sent, first))
+        self._record(rows, partial(self.store.finish_series, series, first, note or None))
+        stats.sent += len(rows)
         return True
 
-    async def _gone(self, chat_id: int, reason: str, stats: Stats) -> None:
-        log.warning("chat %s is gone (%s): deactivated", chat_id, reason)
-        self.store.deactivate(chat_id, reason)
-        stats.deactivated += 1
-        await self._tell_admins(f"Subscriber {chat_id} deactivated: {reason}")
+    def _migrated(self, chat_id: int, exc: ChatMigrated) -> int:
+        log.info("chat %s moved to %s", chat_id, exc.new_chat_id)
+        self.store.migrate_chat(chat_id, int(exc.new_chat_id))
+        return int(exc.new_chat_id)
 
-    def _retry(self, row: Any, exc: Exception, stats: Stats) -> bool:
-        attempts = row.attempts + 1
-        error = f"{type(exc).__name__}: {exc}"
-        if attempts >= self.policy.max_attempts:
-            log.error("row %s failed after %s attempts: %s", row.id, attempts, error)
-            self.store.mark_failed(row.id, error)
-            stats.failed += 1
-            return True
-        delay = min(self.policy.backoff_base * 2 ** (attempts - 1), self.policy.backoff_max)
-        log.warning("row %s: %s; retrying in %.0fs", row.id, error, delay)
-        self.store.mark_retry(row.id, error, self.clock() + delay)
-        stats.retried += 1
-        return False
-
-    async def _stalled(self, rows: list[Any], exc: Stalled, stats: Stats) -> None:
-        until = self.clock() + exc.seconds
-        self._postpone(rows, until, stats)
-        if until > self.stalled_until + 60:  # one notice per stall, not one per row
-            self.stalled_until = until
-            when = datetime.fromtimestamp(until, UTC).strftime("%H:%M UTC")
-            await self._tell_admins(f"Delivery stalled: {exc}; pending messages resume at {when}.")
-
-    async def _tell_admins(self, text: str) -> None:
-        if self.notify is None:
-            return
-        try:
-            await self.notify(text)
-        except Exception:  # telling admins must never break delivery
-            log.exception("could not notify admins")
+    def _plain_fallback(self, chat_id: int, stats: Stats) -> bool:
+        log.warning("chat %s: Telegram could not parse HTML; sending plain text", chat_id)
+        stats.plain_fallbacks += 1
+        return True
 
     # -- sending --------------------------------------------------------------------
-    async def _send_all(self, chat_id: int, texts: list[str], plain: bool, stats: Stats) -> int:
-        first = 0
+    async def _send_all(
+        self, chat_id: int, texts: list[str], plain: bool, stats: Stats
+    ) -> tuple[int | None, str]:
+        """Send the texts; (the first message id, a warning when an answer was unreadable)."""
+        first, note = None, ""
         for text in texts:
-            message_id = await self.send(chat_id, text, plain, stats)
+            try:
+                message_id = await self.send(chat_id, text, plain, stats)
+            except Unreadable as exc:
+                message_id, note = None, f"sent, but Telegram's answer could not be read: {exc}"
+                stats.unreadable += 1
+                self._unread.append(f"chat {chat_id}: {exc}")
+                log.warning("chat %s: %s", chat_id, redact(note))
             first = first or message_id
-        return first
+        return first, note
 
     async def send(
         self, chat_id: int | str, text: str, plain: bool = False, stats: Stats | None = None
     ) -> int:
-        """One message, honouring the limits and RetryAfter; returns Telegram's message id."""
+        """One message, honouring the limits and RetryAfter; returns Telegram's message id.
+
+        Raises Unreadable when Telegram took the message but its answer cannot be used.
+        """
         await self.limiter.wait(chat_id)
         while True:
             await self._pause()
@@ -354,15 +300,23 @@ class Deliverer:
                 message = await self.bot.send_message(
                     chat_id, text, parse_mode=None if plain else ParseMode.HTML
                 )
-                return message.message_id
             except RetryAfter as exc:
-                seconds = _seconds(exc)
+                seconds = retry_after_seconds(exc)
                 if stats:
                     stats.rate_limited += 1
                 if seconds > self.policy.retry_after_cap:
                     raise Stalled(seconds) from exc
                 log.info("flood control: Telegram asks to wait %.0fs; all chats pause", seconds)
                 self.paused_until = max(self.paused_until, self.clock() + seconds)
+                continue
+            except TelegramError:
+                raise
+            except Exception as exc:  # PTB raises only TelegramError before an ok answer
+                raise Unreadable(f"{type(exc).__name__}: {exc}") from exc
+            message_id = getattr(message, "message_id", None)
+            if not isinstance(message_id, int):
+                raise Unreadable(f"the result is not a message: {str(message)[:200]}")
+            return message_id
 
     async def _pause(self) -> None:
         while (left := self.paused_until - self.clock()) > 0:
@@ -401,6 +355,26 @@ class Deliverer:
         return self.store.feed_titles()
 
 
+def digest_slot(after: float, digest_time: str, tz: str) -> float:
+    """The first digest moment (HH:MM in zone `tz`) at or after the timestamp `after`."""
+    zone = _zone(tz)
+    hour, minute = (int(x) for x in digest_time.split(":"))
+    local = datetime.fromtimestamp(after, zone)
+    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if slot.timestamp() < after:
+        slot = (local + timedelta(days=1)).replace(
+            hour=hour, minute=minute, second=0, microsecond=0
+        )
+    return slot.timestamp()
+
+
+def _zone(tz: str | None) -> Any:
+    try:
+        return ZoneInfo(tz or "UTC")
+    except (ValueError, KeyError, OSError):
+        return UTC
+
+
 def digest_day(now: float, tz: str | None) -> date:
     """Today's date in the subscriber's zone."""
     return datetime.fromtimestamp(now, _zone(tz)).date()
@@ -408,10 +382,3 @@ def digest_day(now: float, tz: str | None) -> date:
 
 def _parse_error(exc: BadRequest) -> bool:
     return "parse entities" in str(exc).lower()
-
-
-def _seconds(exc: RetryAfter) -> float:
-    with warnings.catch_warnings():  # PTB 22 warns that the int will become a timedelta
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)

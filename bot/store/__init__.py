@@ -19,6 +19,7 @@ from bot.errors import AlreadyRunning, StoreError
 from bot.models import Item, KnownItem, Match
 from bot.store.articles import ArticleRow, ArticleStore
 from bot.store.chats import ChatStore, OutboxRow, Subscriber
+from bot.store.feedback import FeedbackStore, MarkedStory, SentAlert
 from bot.store.feeds import FeedState, FeedStore
 from bot.store.schema import (
     MIGRATIONS,
@@ -35,7 +36,9 @@ __all__ = [
     "ArticleRow",
     "FeedState",
     "KnownItem",
+    "MarkedStory",
     "OutboxRow",
+    "SentAlert",
     "Store",
     "Subscriber",
     "alert_from_json",
@@ -46,7 +49,7 @@ __all__ = [
 _CHUNK = 300  # SQLite's default limit on bound parameters is far above this
 
 
-class Store(FeedStore, ChatStore, ArticleStore):
+class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
     """One SQLite connection, used under a lock so any thread may call it (one at a time)."""
 
     def __init__(

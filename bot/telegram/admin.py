@@ -58,6 +58,13 @@ def status_lines(store: Any, rulebook: Any, now: float) -> list[str]:
     subs = store.subscriber_counts()
     lines.append("<b>Subscribers per topic</b>")
     lines += [f"• <code>{esc(r.id)}</code>: {subs.get(r.id, 0)}" for r in rulebook.rules]
+    marks = store.feedback_counts()
+    lines.append("<b>Marked not relevant by readers</b> (alertbot rules feedback)")
+    lines += [
+        f"• <code>{esc(rule)}</code>: {count} mark{'s' if count != 1 else ''} on {stories} "
+        f"stor{'ies' if stories != 1 else 'y'}"
+        for rule, (count, stories) in marks.items()
+    ] or ["• none yet"]
     return lines
 
 

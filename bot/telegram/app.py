@@ -19,6 +19,8 @@ from telegram.ext import (
 from bot.rules.reload import Reloader
 from bot.telegram.admin import ADMIN_COMMANDS
 from bot.telegram.deliver import rate_limiter
+from bot.telegram.feedback import PATTERN as FEEDBACK_PATTERN
+from bot.telegram.feedback import on_button as feedback_button
 from bot.telegram.handlers import (
     BotOptions,
     help_,
@@ -125,6 +127,7 @@ def add_handlers(app: Application) -> None:
     for name, handler in (commands | SETTINGS_COMMANDS | ADMIN_COMMANDS).items():
         app.add_handler(CommandHandler(name, handler))
     app.add_handler(CallbackQueryHandler(toggle, pattern=r"^t:"))
+    app.add_handler(CallbackQueryHandler(feedback_button, pattern=FEEDBACK_PATTERN))
     # in groups, commands meant for other bots are none of our business
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, plain_text))

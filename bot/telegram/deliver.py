@@ -42,6 +42,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from telegram.ext import AIORateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.telegram.feedback import alert_keyboard, digest_keyboard
 from bot.telegram.messages import render_alert, render_digest, render_plain, split_lines, strip_tags
 
 log = logging.getLogger(__name__)
@@ -235,16 +236,22 @@ class Deliverer:
                 return split_lines(render_plain(row.alert).split("\n"))
             return render_alert(row.alert)
 
-        return await self._attempt([row], row.chat_id, texts, stats)
+        markup = alert_keyboard(row.id, row.alert)
+        return await self._attempt([row], row.chat_id, texts, stats, markup)
 
     async def _attempt(
-        self, rows: list[Any], chat_id: int, texts: Callable[[bool], list[str]], stats: Stats
+        self,
+        rows: list[Any],
+        chat_id: int,
+        texts: Callable[[bool], list[str]],
+        stats: Stats,
+        markup: Any = None,
     ) -> bool:
         """Send what `rows` owe (as one message or one series); settle every row's state."""
         plain = False
         while True:
             try:
-                message_id = await self._send_all(chat_id, texts(plain), plain, stats)
+                message_id = await self._send_all(chat_id, texts(plain), plain, stats, markup)
             except ChatMigrated as exc:
                 log.info("chat %s moved to %s", chat_id, exc.new_chat_id)
                 self.store.migrate_chat(chat_id, int(exc.new_chat_id))
@@ -321,15 +328,24 @@ class Deliverer:
             log.exception("could not notify admins")
 
     # -- sending --------------------------------------------------------------------
-    async def _send_all(self, chat_id: int, texts: list[str], plain: bool, stats: Stats) -> int:
+    async def _send_all(
+        self, chat_id: int, texts: list[str], plain: bool, stats: Stats, markup: Any = None
+    ) -> int:
         first = 0
-        for text in texts:
-            message_id = await self.send(chat_id, text, plain, stats)
+        for n, text in enumerate(texts, 1):  # the buttons go under the last part
+            message_id = await self.send(
+                chat_id, text, plain, stats, markup if n == len(texts) else None
+            )
             first = first or message_id
         return first
 
     async def send(
-        self, chat_id: int | str, text: str, plain: bool = False, stats: Stats | None = None
+        self,
+        chat_id: int | str,
+        text: str,
+        plain: bool = False,
+        stats: Stats | None = None,
+        markup: Any = None,
     ) -> int:
         """One message, honouring the limits and RetryAfter; returns Telegram's message id."""
         await self.limiter.wait(chat_id)
@@ -341,6 +357,7 @@ class Deliverer:
                     text,
                     parse_mode=None if plain else ParseMode.HTML,
                     link_preview_options=NO_PREVIEW,
+                    reply_markup=markup,
                 )
                 return message.message_id
             except RetryAfter as exc:
@@ -379,7 +396,7 @@ class Deliverer:
         def texts(plain: bool) -> list[str]:
             return [html.unescape(strip_tags(t)) for t in html_texts] if plain else html_texts
 
-        await self._attempt(rows, sub.chat_id, texts, stats)
+        await self._attempt(rows, sub.chat_id, texts, stats, digest_keyboard(rows[0].id))
 
 
 def digest_day(now: float, tz: str | None) -> date:

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from bot.config import Settings
 from bot.feeds.fetch import Fetcher
@@ -18,8 +18,8 @@ from bot.metrics import Metrics
 from bot.models import Alert
 from bot.poll.articles import ArticleSource
 from bot.poll.cycle import CycleStats, Poller
+from bot.poll.replay import reload_reporter
 from bot.rules.files import load_rules
-from bot.rules.matcher import Rulebook
 from bot.rules.reload import Reloader, reload_on_sighup
 from bot.store import Store
 
@@ -59,7 +59,7 @@ async def run(
             poller.metrics = _metrics(settings, store)
             poller.enqueue = not printing  # printed alerts are not owed to anyone later
             reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])
-            reloader.report = _change_report(settings, clock)
+            reloader.report = reload_reporter(settings.database, clock)
             stop = asyncio.Event()
             with _signals_set(stop), reload_on_sighup(reloader):
                 watching = None if once else asyncio.create_task(reloader.watch(stop))
@@ -183,17 +183,6 @@ def _sleep_for(poller: Poller, settings: Settings) -> float:
     ]
     wait = min(times, default=now + settings.shortest_interval) - now
     return max(MIN_SLEEP, min(wait, settings.shortest_interval))
-
-
-def _change_report(settings: Settings, clock: Callable[[], float]) -> Any:
-    """What admins hear after a reload: the edited rules backtested over the last 7 days."""
-    from bot.poll.replay import reload_summary
-
-    async def report(old: Rulebook, new: Rulebook) -> str | None:
-        # off the event loop: the scan is CPU-bound and reads with its own read-only connection
-        return await asyncio.to_thread(reload_summary, settings.database, old, new, clock())
-
-    return report
 
 
 def _metrics(settings: Settings, store: Store) -> Metrics | None:

@@ -53,27 +53,39 @@ def cmd_backtest(args: argparse.Namespace, clock: Callable[[], float] = time.tim
     try:
         settings = settings_from_args(args)
         path = args.path or settings.rules_path
-        rules, problems = read_rule_set(path)
-        if problems:
-            for problem in problems:
-                print(problem, file=sys.stderr)
-            print(f"{len(problems)} problem(s); nothing was backtested", file=sys.stderr)
+        rulebook = _valid_rules(path)
+        if rulebook is None:
             return 1
         from bot.poll.replay import run_backtest  # imported here so `--help` stays fast
 
-        result = run_backtest(settings.database, Rulebook(rules), clock() - seconds)
+        start = clock() - seconds
+        result = run_backtest(settings.database, rulebook, start)
     except AlertbotError as exc:
         print(f"alertbot: {exc}", file=sys.stderr)
         return 1
-    since_text = format_duration(seconds)
     if seconds > settings.prune_after:
         print(
             f"alertbot: texts are kept for {format_duration(settings.prune_after)} only "
-            f"(store.prune_after); older items cannot be backtested",
+            "(store.prune_after); older items could not be backtested",
             file=sys.stderr,
         )
-    print(as_json(result, since_text) if args.json else as_text(result, path, since_text))
+    since = datetime.fromtimestamp(start, UTC)
+    if args.json:
+        print(as_json(result, args.since.strip(), since.isoformat()))
+    else:
+        print(as_text(result, path, f"{args.since.strip()} (since {since:%Y-%m-%d %H:%M} UTC)"))
     return 0
+
+
+def _valid_rules(path: Path) -> Rulebook | None:
+    """The rule set compiled, or None after printing every problem as `rules check` does."""
+    rules, problems = read_rule_set(path)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s); nothing was backtested", file=sys.stderr)
+        return None
+    return Rulebook(rules)
 
 
 def as_text(result: Backtest, path: Path, since: str) -> str:
@@ -105,9 +117,10 @@ def _story_lines(sign: str, stories: tuple[Story, ...]) -> list[str]:
     return lines
 
 
-def as_json(result: Backtest, since: str) -> str:
-    """One object: {"since", "items", "rules": [{rule, before, after, added, removed}], ...}."""
+def as_json(result: Backtest, period: str, since: str) -> str:
+    """One object: {"period", "since", "items", "rules": [{rule, before, after, added, ...}]}."""
     payload = {
+        "period": period,
         "since": since,
         "items": result.items,
         "rules": [_diff_json(d) for d in result.diffs()],

@@ -6,6 +6,9 @@ bot.rules.backtest's (pure); this module only joins them, like the cycle joins f
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bot.models import Item
@@ -55,3 +58,15 @@ def reload_summary(
     result = run_backtest(database, subset, now - period, only=frozenset(edited))
     untouched = len(new.rules) - len(subset.rules)
     return summary_line(result.diffs(edited), f"{period / 86400:g} days", untouched)
+
+
+def reload_reporter(
+    database: Path, clock: Callable[[], float] = time.time
+) -> Callable[[Rulebook, Rulebook], Awaitable[str | None]]:
+    """Reloader.report for the running bot: the summary, computed off the event loop."""
+
+    async def report(old: Rulebook, new: Rulebook) -> str | None:
+        # a thread: the scan is CPU-bound and reads with its own read-only connection
+        return await asyncio.to_thread(reload_summary, database, old, new, clock())
+
+    return report

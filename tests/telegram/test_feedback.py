@@ -187,9 +187,10 @@ async def test_readers_are_counted_and_exported_as_eval_cases(world, bot_api, tm
 
     text = alertbot("rules", "feedback", database=tmp_path / "alertbot.db")
     assert text.returncode == 0, text.stderr
+    day = time.strftime("%Y-%m-%d", time.gmtime(marked.last_marked))
     assert text.stdout.splitlines()[:3] == [
         "port-strikes: 1 story marked",
-        f"  3 readers  Odesa port hit  [wire, {time.strftime('%Y-%m-%d', time.gmtime(marked.last_marked))}]",
+        f"  3 readers  Odesa port hit  [wire, {day}]",
         "      » Russian drones hit the port of Odesa overnight.",
     ]
     jsonl = alertbot(

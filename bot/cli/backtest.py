@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +40,13 @@ def register_actions(actions: argparse._SubParsersAction) -> None:
         "--since", default="7d", metavar="DURATION", help="how far back (default 7d)"
     )
     backtest.add_argument("--json", action="store_true", help="print one JSON object")
+    backtest.add_argument(
+        "--jobs",
+        type=int,
+        default=min(os.cpu_count() or 1, 4),
+        metavar="N",
+        help="worker processes (default: the CPUs, at most 4; 1 spares a busy machine)",
+    )
     add_config_option(backtest)
     backtest.set_defaults(handler=cmd_backtest)
 
@@ -59,7 +67,7 @@ def cmd_backtest(args: argparse.Namespace, clock: Callable[[], float] = time.tim
         from bot.poll.replay import run_backtest  # imported here so `--help` stays fast
 
         start = clock() - seconds
-        result = run_backtest(settings.database, rulebook, start)
+        result = run_backtest(settings.database, rulebook, start, jobs=max(args.jobs, 1))
     except AlertbotError as exc:
         print(f"alertbot: {exc}", file=sys.stderr)
         return 1

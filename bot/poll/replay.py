@@ -7,30 +7,82 @@ bot.rules.backtest's (pure); this module only joins them, like the cycle joins f
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from bot.models import Item
 from bot.rules.backtest import Backtest, edited_rules, summary_line
+from bot.rules.language import Rule
 from bot.rules.matcher import Rulebook
-from bot.store.history import open_readonly, stored_items
+from bot.store.history import id_bounds, open_readonly, stored_items
 
 RELOAD_PERIOD = 7 * 86400.0  # what the reload notice backtests
 
 
 def run_backtest(
-    database: Path, rulebook: Rulebook, since: float, only: frozenset[str] | None = None
+    database: Path,
+    rulebook: Rulebook,
+    since: float,
+    only: frozenset[str] | None = None,
+    jobs: int = 1,
 ) -> Backtest:
-    """Every item stored since `since` matched with `rulebook`, against its stored matches."""
+    """Every item stored since `since` matched with `rulebook`, against its stored matches.
+
+    With `jobs` > 1 the items are split by row id between that many worker processes (spawned,
+    not forked: the caller may have threads), each with its own read-only connection.
+    """
+    if jobs <= 1:
+        return _scan(database, rulebook, since, only, 0, None)
+    conn = open_readonly(database)
+    try:
+        cuts = id_bounds(conn, since, jobs)
+    finally:
+        conn.close()
+    ranges = list(zip(cuts, [*cuts[1:], None], strict=True))
+    rules = list(rulebook.rules)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
+        futures = [
+            pool.submit(_scan_part, database, rules, since, only, lo, hi) for lo, hi in ranges
+        ]
+        result = Backtest(rulebook, only=only)
+        for future in futures:
+            result.merge(Backtest.from_parts(rulebook, only, future.result()))
+    return result
+
+
+def _scan(
+    database: Path,
+    rulebook: Rulebook,
+    since: float,
+    only: frozenset[str] | None,
+    after_id: int,
+    until_id: int | None,
+) -> Backtest:
     backtest = Backtest(rulebook, only=only)
     conn = open_readonly(database)
     try:
-        for stored in stored_items(conn, since):
+        for stored in stored_items(conn, since, after_id=after_id, until_id=until_id):
             backtest.add(as_matched(stored.item, stored.article), stored.seen, stored.matches)
     finally:
         conn.close()
     return backtest
+
+
+def _scan_part(
+    database: Path,
+    rules: list[Rule],
+    since: float,
+    only: frozenset[str] | None,
+    after_id: int,
+    until_id: int | None,
+) -> tuple[Any, Any, Any]:
+    """One worker's share: the Rulebook compiled here (compiled automata do not pickle)."""
+    return _scan(database, Rulebook(rules), since, only, after_id, until_id).parts()
 
 
 def as_matched(item: Item, article: str | None) -> Item:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.models import Item, Match
 from bot.rules.matcher import Rulebook
@@ -84,6 +85,27 @@ class Backtest:
             snippet = new.snippets[0].marked() if new.snippets else ""
             self._note(self._after, new.rule_id, item, date, snippet)
         return matches
+
+    def merge(self, other: Backtest) -> None:
+        """Fold in another part of the same scan (another process's share of the items)."""
+        self.items += other.items
+        for mine, theirs in ((self._before, other._before), (self._after, other._after)):
+            for rule_id, stories in theirs.items():
+                ours = mine.setdefault(rule_id, {})
+                for key, story in stories.items():
+                    if key not in ours or story.date >= ours[key].date:
+                        ours[key] = story
+
+    def parts(self) -> tuple[int, dict[str, dict[str, Story]], dict[str, dict[str, Story]]]:
+        """What `merge` needs, as plain data (to send from a worker process)."""
+        return self.items, self._before, self._after
+
+    @classmethod
+    def from_parts(
+        cls, rulebook: Rulebook, only: frozenset[str] | None, parts: tuple[Any, Any, Any]
+    ) -> Backtest:
+        items, before, after = parts
+        return cls(rulebook, only, items, before, after)
 
     @staticmethod
     def _note(

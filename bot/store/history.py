@@ -58,30 +58,61 @@ def oldest_text(conn: sqlite3.Connection) -> float | None:
 
 
 def stored_items(
-    conn: sqlite3.Connection, since: float, batch: int = BATCH
+    conn: sqlite3.Connection,
+    since: float,
+    batch: int = BATCH,
+    after_id: int = 0,
+    until_id: int | None = None,
 ) -> Iterator[StoredItem]:
-    """Every item version recorded since `since` whose text is kept, oldest first."""
-    last = 0
+    """Every item version recorded since `since` whose text is kept, oldest first.
+
+    `after_id` and `until_id` bound the row ids (to split one scan between processes).
+    """
+    last, until = after_id, until_id if until_id is not None else 2**63 - 1
+    with _read(conn):
+        has_articles = conn.execute(
+            "SELECT 1 FROM articles WHERE text IS NOT NULL LIMIT 1"
+        ).fetchone()
     while True:
         with _read(conn):
             rows = conn.execute(
                 "SELECT id, feed, uid, story_key, title, link, published, text, content_hash, "
-                "last_changed FROM items WHERE id > ? AND last_changed >= ? "
+                "last_changed FROM items WHERE id > ? AND id <= ? AND last_changed >= ? "
                 "AND text IS NOT NULL ORDER BY id LIMIT ?",
-                (last, since, batch),
+                (last, until, since, batch),
             ).fetchall()
             if not rows:
                 return
             ids = [r[0] for r in rows]
             matches = _matches(conn, ids)
-            articles = _articles(conn, {normalize_link(r[5]) for r in rows if r[5]})
-        for row in rows:
+            # most feeds are not teasers: skip normalising links when no article is stored
+            keys = [normalize_link(r[5]) if r[5] else "" for r in rows] if has_articles else []
+            articles = _articles(conn, set(keys) - {""})
+        for n, row in enumerate(rows):
             item_id, feed, uid, story, title, link, published, text, content_hash, seen = row
             item = Item(feed, uid, story, title or "", link or "", _utc(published), text,
                         content_hash)  # fmt: skip
-            article = articles.get(normalize_link(link)) if link else None
+            article = articles.get(keys[n]) if keys else None
             yield StoredItem(item_id, item, seen, article, tuple(matches.get(item_id, ())))
         last = ids[-1]
+
+
+def id_bounds(conn: sqlite3.Connection, since: float, parts: int) -> list[int]:
+    """Row ids that cut the items since `since` into `parts` runs of about the same size."""
+    with _read(conn):
+        total = conn.execute(
+            "SELECT count(*) FROM items WHERE last_changed >= ? AND text IS NOT NULL", (since,)
+        ).fetchone()[0]
+        cuts = [0]
+        for n in range(1, parts):
+            row = conn.execute(
+                "SELECT id FROM items WHERE last_changed >= ? AND text IS NOT NULL "
+                "ORDER BY id LIMIT 1 OFFSET ?",
+                (since, total * n // parts),
+            ).fetchone()
+            if row is not None and row[0] > cuts[-1]:
+                cuts.append(row[0] - 1)
+    return cuts
 
 
 class _read:

@@ -29,6 +29,7 @@ def run_backtest(
     since: float,
     only: frozenset[str] | None = None,
     jobs: int = 1,
+    least_per_job: int = 10_000,
 ) -> Backtest:
     """Every item stored since `since` matched with `rulebook`, against its stored matches.
 
@@ -39,10 +40,12 @@ def run_backtest(
         return _scan(database, rulebook, since, only, 0, None)
     conn = open_readonly(database)
     try:
-        cuts = id_bounds(conn, since, jobs)
+        cuts = id_bounds(conn, since, jobs, least_per_job)
     finally:
         conn.close()
     ranges = list(zip(cuts, [*cuts[1:], None], strict=True))
+    if len(ranges) == 1:
+        return _scan(database, rulebook, since, only, 0, None)
     rules = list(rulebook.rules)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:

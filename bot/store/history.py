@@ -97,12 +97,14 @@ def stored_items(
         last = ids[-1]
 
 
-def id_bounds(conn: sqlite3.Connection, since: float, parts: int) -> list[int]:
-    """Row ids that cut the items since `since` into `parts` runs of about the same size."""
+def id_bounds(conn: sqlite3.Connection, since: float, parts: int, least: int = 1) -> list[int]:
+    """Row ids that cut the items since `since` into up to `parts` runs of about the same size,
+    each of at least `least` items (starting a process costs more than a few items)."""
     with _read(conn):
         total = conn.execute(
             "SELECT count(*) FROM items WHERE last_changed >= ? AND text IS NOT NULL", (since,)
         ).fetchone()[0]
+        parts = max(1, min(parts, total // max(least, 1)))
         cuts = [0]
         for n in range(1, parts):
             row = conn.execute(

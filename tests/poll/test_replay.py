@@ -247,3 +247,14 @@ def test_the_reload_summary_skips_rules_whose_matching_did_not_change(tmp_path: 
     gone = load_rules(write_rules(tmp_path / "gone", kursk=KURSK_EDITED))
     summary = reload_summary(tmp_path / "alertbot.db", old, gone, time.time())
     assert summary == "Backtest over the last 7 days: kursk: unchanged; port-strikes: unchanged"
+
+
+async def test_worker_processes_find_what_one_process_finds(
+    filled: tuple[Path, Env], tmp_path: Path
+) -> None:
+    database, _ = filled
+    edited = load_rules(write_rules(tmp_path / "edited", kursk=KURSK_EDITED, port=PORT))
+    one = run_backtest(database, edited, 0)
+    many = run_backtest(database, edited, 0, jobs=3, least_per_job=2)
+    assert many.items == one.items == 7
+    assert many.diffs() == one.diffs() and many.absent_rules() == one.absent_rules()

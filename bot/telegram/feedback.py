@@ -91,9 +91,11 @@ async def on_button(update: Update, context: Context) -> None:
     if kind == "nr":
         store.add_feedback(sent, user, match)
         await query.answer(THANKS)
-    else:
-        store.remove_feedback(sent.chat_id, user, sent.alert.item.story_key, match.rule_id)
+    elif store.remove_feedback(sent.chat_id, user, sent.alert.item.story_key, match.rule_id):
         await query.answer("Undone: your mark is removed.")
+    else:  # in a group, another member's tap turned the button into an undo
+        await query.answer("Nothing to undo: you had not marked this story.")
+        return
     await _toggle(query, query.data or "")
 
 

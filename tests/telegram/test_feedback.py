@@ -184,6 +184,8 @@ async def test_readers_are_counted_and_exported_as_eval_cases(world, bot_api, tm
     )
     [marked] = store.marked_stories(0)
     assert marked.readers == 3
+    answer = await press(bot_api, GROUP, alert, "nu:" + data[3:], user=9)
+    assert answer["text"].startswith("Nothing to undo") and store.marked_stories(0)[0].readers == 3
 
     text = alertbot("rules", "feedback", database=tmp_path / "alertbot.db")
     assert text.returncode == 0, text.stderr

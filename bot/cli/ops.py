@@ -112,6 +112,12 @@ def status_lines(store: Store, settings: Settings, now: float) -> list[str]:
     subscribers = store.subscriber_counts()
     lines.append("subscribers per topic:" + ("" if subscribers else " none yet"))
     lines += [f"  {topic}: {n}" for topic, n in sorted(subscribers.items())]
+    marks = store.feedback_counts()  # readers' "Not relevant" taps (alertbot rules feedback)
+    lines.append("marked not relevant per topic:" + ("" if marks else " none yet"))
+    lines += [
+        f"  {topic}: {n} mark{'s' if n != 1 else ''} on {s} stor{'ies' if s != 1 else 'y'}"
+        for topic, (n, s) in marks.items()
+    ]
     return lines
 
 

@@ -72,6 +72,7 @@ async def run(
                     stop.set()
                     if watching is not None:
                         await watching
+                    await reloader.settle()  # a reload's backtest may still be running
     return 0
 
 

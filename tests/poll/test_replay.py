@@ -258,3 +258,15 @@ async def test_worker_processes_find_what_one_process_finds(
     many = run_backtest(database, edited, 0, jobs=3, least_per_job=2)
     assert many.items == one.items == 7
     assert many.diffs() == one.diffs() and many.absent_rules() == one.absent_rules()
+
+
+async def test_a_period_longer_than_texts_are_kept_is_said_and_a_bad_one_refused(
+    filled: tuple[Path, Env], tmp_path: Path
+) -> None:
+    database, _ = filled
+    rules = database.parent / "rules"
+    long = alertbot("rules", "backtest", rules, "--since", "40d", database=database)
+    assert long.returncode == 0 and "texts are kept for 30d only" in long.stderr
+    assert "kursk: 2 → 2 (unchanged)" in long.stdout.splitlines()
+    bad = alertbot("rules", "backtest", rules, "--since", "soon", database=database)
+    assert bad.returncode == 2 and "--since: 'soon' is not a duration" in bad.stderr

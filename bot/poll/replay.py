@@ -18,7 +18,7 @@ from bot.models import Item
 from bot.rules.backtest import Backtest, edited_rules, summary_line
 from bot.rules.language import Rule
 from bot.rules.matcher import Rulebook
-from bot.store.history import id_bounds, open_readonly, stored_items
+from bot.store.history import id_bounds, open_readonly, stored_items, stored_snippet
 
 RELOAD_PERIOD = 7 * 86400.0  # what the reload notice backtests
 
@@ -52,9 +52,9 @@ def run_backtest(
         futures = [
             pool.submit(_scan_part, database, rules, since, only, lo, hi) for lo, hi in ranges
         ]
-        result = Backtest(rulebook, only=only)
+        result = Backtest(rulebook, only=only, render=stored_snippet)
         for future in futures:
-            result.merge(Backtest.from_parts(rulebook, only, future.result()))
+            result.merge_parts(future.result())
     return result
 
 
@@ -66,7 +66,7 @@ def _scan(
     after_id: int,
     until_id: int | None,
 ) -> Backtest:
-    backtest = Backtest(rulebook, only=only)
+    backtest = Backtest(rulebook, only=only, render=stored_snippet)
     conn = open_readonly(database)
     try:
         for stored in stored_items(conn, since, after_id=after_id, until_id=until_id):

@@ -9,11 +9,11 @@ backfill limits are left out on both sides: they decide when to alert, not what 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 
-from bot.models import Item, Match
+from bot.models import Item, Match, Snippet
 from bot.rules.matcher import Rulebook
 
 
@@ -57,10 +57,19 @@ class RuleDiff:
 
 @dataclass(frozen=True)
 class StoredMatch:
-    """A `matches` row of a stored item: the rule that fired then and its first snippet."""
+    """A `matches` row of a stored item: the rule that fired then and its snippets as stored."""
 
     rule_id: str
-    snippet: str
+    snippets: str  # the row's JSON; rendered (Backtest.render) only for the stories shown
+
+
+class _Seen(NamedTuple):
+    date: float
+    item: Item
+    snippet: Snippet | str | None  # the new match's first snippet, or a stored match's JSON
+
+
+Side = dict[str, dict[str, _Seen]]  # rule -> story -> its latest version that matched
 
 
 @dataclass
@@ -69,9 +78,10 @@ class Backtest:
 
     rulebook: Rulebook
     only: frozenset[str] | None = None  # compare these rules' stored matches only (None: all)
+    render: Callable[[str], str] = str  # a stored match's JSON -> its first snippet, marked
     items: int = 0
-    _before: dict[str, dict[str, Story]] = field(default_factory=dict)
-    _after: dict[str, dict[str, Story]] = field(default_factory=dict)
+    _before: Side = field(default_factory=dict)
+    _after: Side = field(default_factory=dict)
 
     def add(self, item: Item, seen: float, did: Iterable[StoredMatch]) -> list[Match]:
         """Match one stored item with the edited rules; `did` are its stored matches."""
@@ -79,11 +89,14 @@ class Backtest:
         date = item.published.timestamp() if item.published else seen
         for old in did:
             if self.only is None or old.rule_id in self.only:
-                self._note(self._before, old.rule_id, item, date, old.snippet)
+                _note(self._before, old.rule_id, _Seen(date, item, old.snippets))
         matches = self.rulebook.match(item)
         for new in matches:
-            snippet = new.snippets[0].marked() if new.snippets else ""
-            self._note(self._after, new.rule_id, item, date, snippet)
+            _note(
+                self._after,
+                new.rule_id,
+                _Seen(date, item, new.snippets[0] if new.snippets else None),
+            )
         return matches
 
     def merge(self, other: Backtest) -> None:
@@ -91,32 +104,17 @@ class Backtest:
         self.items += other.items
         for mine, theirs in ((self._before, other._before), (self._after, other._after)):
             for rule_id, stories in theirs.items():
-                ours = mine.setdefault(rule_id, {})
-                for key, story in stories.items():
-                    if key not in ours or story.date >= ours[key].date:
-                        ours[key] = story
+                for seen in stories.values():
+                    _note(mine, rule_id, seen)
 
-    def parts(self) -> tuple[int, dict[str, dict[str, Story]], dict[str, dict[str, Story]]]:
+    def parts(self) -> tuple[int, Side, Side]:
         """What `merge` needs, as plain data (to send from a worker process)."""
         return self.items, self._before, self._after
 
-    @classmethod
-    def from_parts(
-        cls, rulebook: Rulebook, only: frozenset[str] | None, parts: tuple[Any, Any, Any]
-    ) -> Backtest:
+    def merge_parts(self, parts: tuple[int, Side, Side]) -> None:
+        """`merge` with what another process's `parts()` returned."""
         items, before, after = parts
-        return cls(rulebook, only, items, before, after)
-
-    @staticmethod
-    def _note(
-        side: dict[str, dict[str, Story]], rule_id: str, item: Item, date: float, snippet: str
-    ) -> None:
-        stories = side.setdefault(rule_id, {})
-        known = stories.get(item.story_key)
-        if known is None or date >= known.date:  # the story's latest version speaks for it
-            title = item.title or (known.title if known else "")
-            story = Story(item.story_key, title, item.feed, item.link, date, snippet)
-            stories[item.story_key] = story
+        self.merge(Backtest(self.rulebook, self.only, self.render, items, before, after))
 
     def diffs(self, rule_ids: Iterable[str] | None = None) -> list[RuleDiff]:
         """Per rule (the edited set's, in its order, unless `rule_ids` says otherwise)."""
@@ -126,14 +124,29 @@ class Backtest:
     def _diff(self, rule_id: str) -> RuleDiff:
         before = self._before.get(rule_id, {})
         after = self._after.get(rule_id, {})
-        added = [s for k, s in after.items() if k not in before]
-        removed = [s for k, s in before.items() if k not in after]
+        added = [self._story(s) for k, s in after.items() if k not in before]
+        removed = [self._story(s) for k, s in before.items() if k not in after]
         return RuleDiff(rule_id, len(before), len(after), _by_date(added), _by_date(removed))
+
+    def _story(self, seen: _Seen) -> Story:
+        item, snippet = seen.item, seen.snippet
+        if isinstance(snippet, Snippet):
+            text = snippet.marked()
+        else:
+            text = self.render(snippet) if snippet else ""
+        return Story(item.story_key, item.title, item.feed, item.link, seen.date, text)
 
     def absent_rules(self) -> dict[str, int]:
         """Rules with stored matches that the edited set does not have -> their story count."""
         present = {r.id for r in self.rulebook.rules}
         return {r: len(s) for r, s in sorted(self._before.items()) if r not in present}
+
+
+def _note(side: Side, rule_id: str, seen: _Seen) -> None:
+    stories = side.setdefault(rule_id, {})
+    known = stories.get(seen.item.story_key)
+    if known is None or seen.date >= known.date:  # the story's latest version speaks for it
+        stories[seen.item.story_key] = seen
 
 
 def _by_date(stories: list[Story]) -> tuple[Story, ...]:

@@ -139,7 +139,7 @@ def _matches(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[StoredM
     for item_id, rule_id, snippets in conn.execute(
         "SELECT item_id, rule_id, snippets FROM matches WHERE item_id BETWEEN ? AND ?", (lo, hi)
     ):
-        out.setdefault(item_id, []).append(StoredMatch(rule_id, _first_snippet(snippets)))
+        out.setdefault(item_id, []).append(StoredMatch(rule_id, snippets))
     return out
 
 
@@ -158,7 +158,8 @@ def _articles(conn: sqlite3.Connection, keys: set[str]) -> dict[str, str]:
     return out
 
 
-def _first_snippet(text: str | None) -> str:
+def stored_snippet(text: str | None) -> str:
+    """The first snippet of a `matches` row's JSON, terms marked **like this** ('' if none)."""
     try:
         match = match_from_json(json.loads(text or "{}"))
     except (ValueError, KeyError, TypeError):

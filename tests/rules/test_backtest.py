@@ -54,7 +54,7 @@ def test_merged_parts_equal_one_scan() -> None:
         did = [StoredMatch("kursk", str(n))] if n % 3 == 0 else []
         whole.add(it, 0, did)
         (first if n < 3 else second).add(it, 0, did)
-    first.merge(Backtest.from_parts(rulebook, None, second.parts()))
+    first.merge_parts(second.parts())
     assert first.diffs() == whole.diffs() and first.items == whole.items
 
 

@@ -10,10 +10,11 @@ backfill limits are left out on both sides: they decide when to alert, not what 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 from bot.models import Item, Match, Snippet
+from bot.rules.language import Rule
 from bot.rules.matcher import Rulebook
 
 
@@ -153,11 +154,24 @@ def _by_date(stories: list[Story]) -> tuple[Story, ...]:
     return tuple(sorted(stories, key=lambda s: (-s.date, s.key)))
 
 
-def rule_signature(rule: object) -> tuple[object, ...]:
-    """What decides which texts a rule matches (not its examples, file or line)."""
-    return tuple(
-        getattr(rule, name) for name in ("id", "match", "within", "feeds", "fields", "level")
-    )
+# Rule fields that never change what a rule matches; any other field (new ones included) does
+_NOT_MATCHING = frozenset(
+    {
+        "title",
+        "description",
+        "level",
+        "throttle",
+        "should_match",
+        "should_not_match",
+        "path",
+        "line",
+    }
+)
+
+
+def rule_signature(rule: Rule) -> tuple[object, ...]:
+    """What decides which texts a rule matches (not its title, examples, file or line)."""
+    return tuple(getattr(rule, f.name) for f in fields(rule) if f.name not in _NOT_MATCHING)
 
 
 def edited_rules(old: Rulebook, new: Rulebook) -> list[str]:

@@ -115,11 +115,22 @@ async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def press(api: FakeBotAPI, chat: int, message: Sent, data: str, user: int | None = None):
-    """Tap a button and wait for the bot's answer to the callback; returns that answer."""
+async def press(
+    api: FakeBotAPI,
+    chat: int,
+    message: Sent,
+    data: str,
+    user: int | None = None,
+    flips: bool = False,
+) -> dict:
+    """Tap a button and wait for the bot's answer to the callback (and, with `flips`, for the
+    button to be edited into its undo or back); returns the answer."""
     before = len(api.callback_answers)
+    edits = api.message(chat, message.message_id).edits
     api.user_presses(chat, message.message_id, data, user_id=user)
     await until(lambda: len(api.callback_answers) > before)
+    if flips:
+        await until(lambda: api.message(chat, message.message_id).edits > edits)
     return api.callback_answers[before]
 
 
@@ -141,7 +152,7 @@ async def test_a_tap_is_recorded_thanked_undone_and_nothing_else_changes(world, 
     alert = titled(bot_api, USER, "Advance near Kursk")
     [(label, data)] = alert.buttons
     assert label == "👎 Not relevant" and data.startswith("nr:") and len(data.encode()) <= 64
-    answer = await press(bot_api, USER, alert, data)
+    answer = await press(bot_api, USER, alert, data, flips=True)
     assert answer["text"].startswith("Thanks")
     [marked] = store.marked_stories(0)
     assert (marked.rule_id, marked.title, marked.readers) == ("kursk", "Advance near Kursk", 1)
@@ -152,7 +163,7 @@ async def test_a_tap_is_recorded_thanked_undone_and_nothing_else_changes(world, 
     assert store.subscriptions(USER) == {"kursk", "port-strikes"}  # nothing else changed
     assert bot_api.message(USER, alert.message_id).text == alert.text
 
-    answer = await press(bot_api, USER, alert, "nu:" + data[3:])
+    answer = await press(bot_api, USER, alert, "nu:" + data[3:], flips=True)
     assert answer["text"].startswith("Undone") and store.marked_stories(0) == []
     assert bot_api.message(USER, alert.message_id).buttons == [("👎 Not relevant", data)]
 
@@ -164,7 +175,7 @@ async def test_a_story_of_several_topics_has_one_button_per_topic(world, bot_api
     assert set(labels) == {
         "👎 Not relevant: Fighting in Kursk Oblast", "👎 Not relevant: Strikes on ports",
     }  # fmt: skip
-    await press(bot_api, USER, both, labels["👎 Not relevant: Strikes on ports"])
+    await press(bot_api, USER, both, labels["👎 Not relevant: Strikes on ports"], flips=True)
     [marked] = store.marked_stories(0)
     assert marked.rule_id == "port-strikes"
     assert marked.snippet == "Troops in Kursk said drones hit the river port on Monday."
@@ -240,7 +251,8 @@ async def test_a_digest_line_can_be_marked_through_its_list(world, bot_api):
     labels = dict(picker.buttons)
     assert len(labels) == 4  # advance, odesa, and the story of two topics twice
     assert "👎 Odesa port hit · Strikes on ports" in labels
-    answer = await press(bot_api, DIGEST, picker, labels["👎 Odesa port hit · Strikes on ports"])
+    mark = labels["👎 Odesa port hit · Strikes on ports"]
+    answer = await press(bot_api, DIGEST, picker, mark, flips=True)
     assert answer["text"].startswith("Thanks")
     [marked] = store.marked_stories(0)
     assert (marked.rule_id, marked.title) == ("port-strikes", "Odesa port hit")

@@ -103,7 +103,8 @@ async def _toggle(query: Any, data: str) -> None:
     """Turn the tapped button into its undo (or back); the message text stays as it is."""
     kind, rest = data.split(":", 1)
     flipped = ("nu" if kind == "nr" else "nr") + ":" + rest
-    markup = query.message.reply_markup if query.message else None
+    # an old message (over 48 hours) comes as InaccessibleMessage, without its keyboard
+    markup = getattr(query.message, "reply_markup", None)
     if markup is None:
         return
     rows = []
@@ -133,13 +134,14 @@ async def _picker(update: Update, store: Any, sent: Any) -> None:
             label = f"{shorten(item.title or item.link, 40)} · {shorten(m.title, 20)}"
             data = f"{'nu' if marked else 'nr'}:{row.id}:{i}"
             buttons.append((f"{UNDO if marked else MARK}{label}", data))
-    await query.answer()
     if not buttons:
-        await query.message.reply_text("The stories of this digest are no longer stored.")
+        await query.answer("The stories of this digest are no longer stored.")
         return
+    await query.answer()
     shown = buttons[:MAX_PICKER]
     more = f" (the first {MAX_PICKER} of {len(buttons)})" if len(buttons) > MAX_PICKER else ""
-    await query.message.reply_text(
+    await query.get_bot().send_message(
+        sent.chat_id,
         f"Which story is not relevant to its topic?{more} Tap to mark, tap again to undo.",
         reply_markup=_markup(shown),
     )

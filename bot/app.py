@@ -19,6 +19,7 @@ from bot.metrics import Metrics
 from bot.models import Alert
 from bot.poll.articles import ArticleSource
 from bot.poll.cycle import CycleStats, Poller
+from bot.poll.replay import reload_reporter
 from bot.rules.files import load_rules
 from bot.rules.reload import Reloader, reload_on_sighup
 from bot.store import Store
@@ -63,6 +64,7 @@ async def run(
             poller.metrics = _metrics(settings, store)
             poller.enqueue = not printing  # printed alerts are not owed to anyone later
             reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])
+            reloader.report = reload_reporter(settings.database, clock)
             stop = asyncio.Event()
             with _signals_set(stop), reload_on_sighup(reloader):
                 watching = None if once else asyncio.create_task(reloader.watch(stop))
@@ -75,6 +77,7 @@ async def run(
                     stop.set()
                     if watching is not None:
                         await watching
+                    await reloader.settle()  # a reload's backtest may still be running
     return 0
 
 
@@ -130,6 +133,7 @@ async def run_with_telegram(
     finally:
         stop.set()
         await asyncio.gather(delivering, watching)
+        await reloader.settle()  # a reload's backtest still running: let its notice go out
         await stop_polling(app)
     if deliverer.fatal is not None:  # the database turned out corrupt while sending
         raise deliverer.fatal

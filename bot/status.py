@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -57,6 +57,7 @@ class StatusFacts:
     failed: list[Any]  # the latest failed outbox rows (bot.store.OutboxRow)
     subscribers: dict[str, int]  # rule id -> active subscribers
     topics: list[str]  # every rule id, so topics nobody follows show 0
+    feedback: dict[str, tuple[int, int]] = field(default_factory=dict)  # rule -> marks, stories
 
 
 def gather(
@@ -82,6 +83,7 @@ def gather(
         failed=failed,
         subscribers=subscribers,
         topics=sorted(set(topics) | set(subscribers)),
+        feedback=store.feedback_counts(),  # readers' "Not relevant" taps
     )
 
 
@@ -132,7 +134,18 @@ def status_lines(facts: StatusFacts, markup: Markup = PLAIN) -> list[str]:
     ]
     lines.append("subscribers per topic:" + ("" if facts.topics else " no topics"))
     lines += [f"  {m.text(t)}: {facts.subscribers.get(t, 0)}" for t in facts.topics]
+    lines.append("marked not relevant per topic:" + ("" if facts.feedback else " none yet"))
+    lines += [
+        f"  {m.text(topic)}: {_plural(marks, 'mark')} on {_plural(stories, 'story')}"
+        for topic, (marks, stories) in facts.feedback.items()
+    ]
     return lines
+
+
+def _plural(count: int, noun: str) -> str:
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") else f"{count} {noun}s"
 
 
 def _cycle_line(cycle: dict[str, Any] | None, now: float) -> str:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 Notify = Callable[[str], Awaitable[None]]
 T = TypeVar("T")
 Snapshot = tuple[tuple[str, int, int], ...]
+Report = Callable[[Rulebook, Rulebook], Awaitable[str | None]]  # (old, new) -> what changed
 WATCH_INTERVAL = 2.0
 LOAD_TIMEOUT = 30.0  # seconds; a valid 1 MB rule file (the size limit) loads in about 2 s
 
@@ -92,11 +93,14 @@ class Reloader:
     rulebook: Rulebook
     on_swap: list[Callable[[Rulebook], None]] = field(default_factory=list)
     notify: Notify | None = None
+    report: Report | None = None  # e.g. a backtest of the edited rules, sent to admins after
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _reports: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def reload(self, reason: str, *, notify: bool = True) -> ReloadOutcome:
         """Validate the rules on disk; swap them in when valid, else keep the running ones."""
         async with self._lock:
+            old = self.rulebook
             outcome = await self._load(reason)
             (log.info if outcome.ok else log.error)("%s", outcome.message().replace("\n", "; "))
             if notify and self.notify is not None:
@@ -104,7 +108,31 @@ class Reloader:
                     await self.notify(outcome.message())
                 except Exception:  # telling the admins failed: the reload itself stands
                     log.exception("could not tell the admins about the rules reload")
-            return outcome
+        if outcome.ok and self.report is not None:
+            # in the background: a backtest takes seconds, and the reload is done already
+            task = asyncio.create_task(self._send_report(self.report, old, self.rulebook))
+            self._reports.add(task)
+            task.add_done_callback(self._reports.discard)
+        return outcome
+
+    async def _send_report(self, report: Report, old: Rulebook, new: Rulebook) -> None:
+        try:
+            text = await report(old, new)
+        except Exception:  # a failed report must not look like a failed reload
+            log.exception("could not backtest the reloaded rules")
+            return
+        if text:
+            log.info("%s", text)
+            if self.notify is not None:
+                try:
+                    await self.notify(text)
+                except Exception:
+                    log.exception("could not send the backtest of the reloaded rules")
+
+    async def settle(self) -> None:
+        """Wait for the reports of earlier reloads (at shutdown, and in tests)."""
+        while self._reports:
+            await asyncio.gather(*self._reports, return_exceptions=True)
 
     async def _load(self, reason: str) -> ReloadOutcome:
         try:

@@ -18,6 +18,7 @@ from bot.errors import StoreError, StoreUnwritable
 from bot.models import Item, KnownItem, Match
 from bot.store.articles import ArticleRow, ArticleStore
 from bot.store.chats import ChatStore, OutboxRow, Series, Subscriber
+from bot.store.feedback import FeedbackStore, MarkedStory, SentAlert
 from bot.store.feeds import FeedState, FeedStore
 from bot.store.guard import (
     GONE,
@@ -43,7 +44,9 @@ __all__ = [
     "ArticleRow",
     "FeedState",
     "KnownItem",
+    "MarkedStory",
     "OutboxRow",
+    "SentAlert",
     "Series",
     "Store",
     "Subscriber",
@@ -56,7 +59,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 300  # SQLite's default limit on bound parameters is far above this
 
 
-class Store(FeedStore, ChatStore, ArticleStore):
+class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
     """One SQLite connection, used under a lock so any thread may call it (one at a time)."""
 
     def __init__(

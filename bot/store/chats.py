@@ -132,8 +132,9 @@ class ChatStore:
             ).rowcount
 
     def delete_subscriber(self, chat_id: int) -> None:
-        """Forget the chat entirely: subscriber, subscriptions and every outbox row."""
+        """Forget the chat entirely: subscriber, subscriptions, outbox rows and feedback."""
         with self.transaction() as db:
+            db.execute("DELETE FROM feedback WHERE chat_id = ?", (chat_id,))
             db.execute("DELETE FROM outbox WHERE chat_id = ?", (chat_id,))
             db.execute("DELETE FROM series WHERE chat_id = ?", (chat_id,))
             db.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,))
@@ -165,6 +166,11 @@ class ChatStore:
             db.execute(
                 "UPDATE series SET chat_id = ? WHERE chat_id = ?", (new_chat_id, old_chat_id)
             )
+            db.execute(
+                "UPDATE OR IGNORE feedback SET chat_id = ? WHERE chat_id = ?",
+                (new_chat_id, old_chat_id),
+            )
+            db.execute("DELETE FROM feedback WHERE chat_id = ?", (old_chat_id,))
 
     # -- subscriptions ---------------------------------------------------------------------
 

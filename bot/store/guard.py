@@ -50,8 +50,10 @@ def is_corrupt(exc: BaseException) -> bool:
 
 def corrupt_error(path: Path, exc: BaseException) -> StoreCorrupt:
     """One line naming the file and the ways back."""
+    # SQLite's own report can run over several lines ("*** in database main ***\nPage 44: …")
+    why = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     return StoreCorrupt(
-        f"{path}: the database file is corrupt ({exc}). Stop alertbot, then recover what can be "
+        f"{path}: the database file is corrupt ({why}). Stop alertbot, then recover what can be "
         f"read with `sqlite3 {path} .recover | sqlite3 {path}.recovered` and move "
         f"{path.name}.recovered into its place, or restore the file from a backup"
     )

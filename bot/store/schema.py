@@ -98,8 +98,22 @@ def _message_series(db: Database) -> None:
     db.execute("CREATE TABLE probe (id INTEGER PRIMARY KEY, pad BLOB)")
 
 
+def _feedback(db: Database) -> None:
+    # readers' "Not relevant" marks: one row per reader, story and rule, self-contained (the
+    # story's title, text and the sentence that fired are copied in) so that pruning item texts
+    # or outbox rows never empties a mark; /stop deletes a chat's rows
+    db.execute(
+        """CREATE TABLE feedback (
+        id INTEGER PRIMARY KEY, chat_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+        story_key TEXT NOT NULL, rule_id TEXT NOT NULL, outbox_id INTEGER, feed TEXT,
+        title TEXT, link TEXT, published REAL, text TEXT, snippet TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL, UNIQUE (chat_id, user_id, story_key, rule_id))"""
+    )
+    db.execute("CREATE INDEX feedback_rule ON feedback (rule_id, created)")
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _feed_notices, _message_series)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _feed_notices, _message_series, _feedback)
 
 
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:

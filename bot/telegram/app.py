@@ -23,6 +23,8 @@ from telegram.ext import (
 from bot.rules.reload import Reloader
 from bot.telegram.admin import ADMIN_COMMANDS
 from bot.telegram.deliver import rate_limiter
+from bot.telegram.feedback import PATTERN as FEEDBACK_PATTERN
+from bot.telegram.feedback import on_button as feedback_button
 from bot.telegram.handlers import (
     BotOptions,
     help_,
@@ -146,6 +148,7 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(page, pattern=r"^p:"))
     app.add_handler(CallbackQueryHandler(stop_answer, pattern=r"^stop:"))
     app.add_handler(CallbackQueryHandler(zone_button, pattern=r"^tz:"))
+    app.add_handler(CallbackQueryHandler(feedback_button, pattern=FEEDBACK_PATTERN))
     # in groups, commands meant for other bots are none of our business
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
     app.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, plain_text))

@@ -55,6 +55,7 @@ from telegram.error import (
 from bot.errors import StoreCorrupt, StoreUnwritable
 from bot.logs import add_secrets, redact
 from bot.telegram.digest import render_digest
+from bot.telegram.feedback import alert_keyboard, digest_keyboard
 from bot.telegram.limits import ChatLimiter, Stalled, rate_limiter, retry_after_seconds
 from bot.telegram.messages import Decisive, render_alert, render_plain, split_lines, strip_tags
 from bot.telegram.settle import Policy, Settler, Stats
@@ -176,7 +177,9 @@ class Deliverer(Settler):
         series = self.store.open_series(sub.chat_id)
         if series is not None:  # a message in parts was cut short: finish it first
             mine = [r for r in rows if r.id in series.row_ids]
-            if not mine or not await self._send_series(series, mine, stats):
+            if not mine or not await self._send_series(
+                series, mine, stats, self._keyboard(sub, mine)
+            ):
                 return
             rows = [r for r in rows if r.id not in series.row_ids]
         if sub.mode == "digest":
@@ -196,20 +199,26 @@ class Deliverer(Settler):
                 return split_lines(render_plain(row.alert, title, sub.timezone).split("\n"))
             return render_alert(row.alert, title, sub.timezone, self.decisive)
 
-        return await self._attempt([row], row.chat_id, texts, stats)
+        markup = alert_keyboard(row.id, row.alert)
+        return await self._attempt([row], row.chat_id, texts, stats, markup)
 
     async def _attempt(
-        self, rows: list[Any], chat_id: int, texts: Callable[[bool], list[str]], stats: Stats
+        self,
+        rows: list[Any],
+        chat_id: int,
+        texts: Callable[[bool], list[str]],
+        stats: Stats,
+        markup: Any = None,
     ) -> bool:
         """Send what `rows` owe (as one message or one series); settle every row's state."""
         html_texts = texts(False)
         if len(html_texts) > 1:
             series = self.store.start_series(chat_id, [r.id for r in rows], html_texts)
-            return await self._send_series(series, rows, stats)
+            return await self._send_series(series, rows, stats, markup)
         plain = False
         while True:
             try:
-                message_id, note = await self._send_all(chat_id, texts(plain), plain, stats)
+                message_id, note = await self._send_all(chat_id, texts(plain), plain, stats, markup)
             except ChatMigrated as exc:
                 chat_id = self._migrated(chat_id, exc)
                 continue
@@ -224,8 +233,11 @@ class Deliverer(Settler):
             stats.sent += len(rows)
             return True
 
-    async def _send_series(self, series: Any, rows: list[Any], stats: Stats) -> bool:
-        """Send the parts not yet confirmed, recording each; True when all are out."""
+    async def _send_series(
+        self, series: Any, rows: list[Any], stats: Stats, markup: Any = None
+    ) -> bool:
+        """Send the parts not yet confirmed, recording each; True when all are out (the
+        buttons go under the last part)."""
         chat_id, sent, first, note, plain = (
             series.chat_id,
             series.sent,
@@ -239,7 +251,8 @@ class Deliverer(Settler):
             text = series.texts[sent]
             try:
                 part = html.unescape(strip_tags(text)) if plain else text
-                message_id, unread = await self._send_all(chat_id, [part], plain, stats)
+                last = markup if sent == len(series.texts) - 1 else None
+                message_id, unread = await self._send_all(chat_id, [part], plain, stats, last)
             except ChatMigrated as exc:
                 chat_id = self._migrated(chat_id, exc)
                 continue
@@ -269,13 +282,15 @@ class Deliverer(Settler):
 
     # -- sending --------------------------------------------------------------------
     async def _send_all(
-        self, chat_id: int, texts: list[str], plain: bool, stats: Stats
+        self, chat_id: int, texts: list[str], plain: bool, stats: Stats, markup: Any = None
     ) -> tuple[int | None, str]:
-        """Send the texts; (the first message id, a warning when an answer was unreadable)."""
+        """Send the texts, the buttons under the last; (the first message id, a warning when
+        an answer was unreadable)."""
         first, note = None, ""
-        for text in texts:
+        for n, text in enumerate(texts, 1):
             try:
-                message_id = await self.send(chat_id, text, plain, stats)
+                buttons = markup if n == len(texts) else None
+                message_id = await self.send(chat_id, text, plain, stats, buttons)
             except Unreadable as exc:
                 message_id, note = None, f"sent, but Telegram's answer could not be read: {exc}"
                 stats.unreadable += 1
@@ -285,7 +300,12 @@ class Deliverer(Settler):
         return first, note
 
     async def send(
-        self, chat_id: int | str, text: str, plain: bool = False, stats: Stats | None = None
+        self,
+        chat_id: int | str,
+        text: str,
+        plain: bool = False,
+        stats: Stats | None = None,
+        markup: Any = None,
     ) -> int:
         """One message, honouring the limits and RetryAfter; returns Telegram's message id.
 
@@ -298,7 +318,10 @@ class Deliverer(Settler):
                 # link previews follow the Application's Defaults; the parse mode is ours
                 # because a refused HTML message is resent as plain text
                 message = await self.bot.send_message(
-                    chat_id, text, parse_mode=None if plain else ParseMode.HTML
+                    chat_id,
+                    text,
+                    parse_mode=None if plain else ParseMode.HTML,
+                    reply_markup=markup,
                 )
             except RetryAfter as exc:
                 seconds = retry_after_seconds(exc)
@@ -348,7 +371,14 @@ class Deliverer(Settler):
         def texts(plain: bool) -> list[str]:
             return [html.unescape(strip_tags(t)) for t in html_texts] if plain else html_texts
 
-        await self._attempt(rows, sub.chat_id, texts, stats)
+        await self._attempt(rows, sub.chat_id, texts, stats, digest_keyboard(rows[0].id))
+
+    @staticmethod
+    def _keyboard(sub: Any, rows: list[Any]) -> Any:
+        """The "Not relevant" buttons for what `rows` owe (a digest's, or one alert's)."""
+        if sub.mode == "digest":
+            return digest_keyboard(rows[0].id)
+        return alert_keyboard(rows[0].id, rows[0].alert)
 
     def _feed_titles(self) -> dict[str, str]:
         """Feed name -> the feed's own title (the source readers recognise)."""

@@ -10,7 +10,7 @@ import pytest
 from bot.cli import main
 from bot.cli.ops import run_health, run_status
 from bot.models import Feed, Item, Match
-from bot.store import Store
+from bot.store import SentAlert, Store
 
 NOW = 1_700_000_000.0
 
@@ -109,6 +109,8 @@ def test_status_prints_feeds_cycle_outbox_and_subscribers(
         store.record_item(item, [match], [match])
         (row, _) = store.due_outbox(NOW, 10)
         store.mark_failed(row.id, "Forbidden: bot was blocked by the user")
+        for reader in (1, 7):  # two readers tapped "Not relevant" under the same alert
+            store.add_feedback(SentAlert(row.id, 1, row.alert, 5), reader, match)
     assert run_status(argparse.Namespace(config=config), clock=lambda: NOW) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"database: {database(config)}"
@@ -124,6 +126,8 @@ def test_status_prints_feeds_cycle_outbox_and_subscribers(
     assert out[7] == f"  failed: row {row.id} to chat 1: Forbidden: bot was blocked by the user"
     assert out[8] == "subscribers per topic:"
     assert {"  kursk: 2", "  port-strikes: 1"} <= set(out[9:])
+    assert "marked not relevant per topic:" in out
+    assert "  kursk: 2 marks on 1 story" in out
 
 
 def test_status_without_a_database(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

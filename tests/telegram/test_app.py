@@ -17,8 +17,9 @@ from bot.models import Feed
 from bot.rules.files import load_rules
 from bot.store import Store
 from bot.telegram.admin import admin_notifier, watch_feeds
-from bot.telegram.app import BotOptions, build_application
+from bot.telegram.app import build_application
 from bot.telegram.deliver import rate_limiter
+from bot.telegram.handlers import BotOptions
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 TOKEN = "777:APP-secret-token"

@@ -17,8 +17,9 @@ from bot.models import Feed, Item
 from bot.rules.emphasis import emphasis_of
 from bot.rules.files import load_rules
 from bot.store import Store
-from bot.telegram.app import BotOptions, build_application, start_polling, stop_polling
+from bot.telegram.app import build_application, start_polling, stop_polling
 from bot.telegram.deliver import Deliverer
+from bot.telegram.handlers import BotOptions
 from bot.telegram.topics import PAGE_SIZE, topic_key
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.config import Settings
 from bot.errors import StoreUnwritable
@@ -63,22 +63,27 @@ async def run(
             )
             poller.metrics = _metrics(settings, store)
             poller.enqueue = not printing  # printed alerts are not owed to anyone later
-            reloader = Reloader(settings.rules_path, rulebook, on_swap=[poller.use_rules])
-            reloader.report = reload_reporter(settings.database, clock)
-            stop = asyncio.Event()
-            with _signals_set(stop), reload_on_sighup(reloader):
-                watching = None if once else asyncio.create_task(reloader.watch(stop))
-                try:
-                    if printing:
-                        await poll_loop(poller, settings, stop=stop, once=once)
-                    else:
-                        await run_with_telegram(poller, reloader, settings, stop=stop, once=once)
-                finally:
-                    stop.set()
-                    if watching is not None:
-                        await watching
-                    await reloader.settle()  # a reload's backtest may still be running
+            await _serve(poller, settings, once=once, printing=printing)
     return 0
+
+
+async def _serve(poller: Poller, settings: Settings, *, once: bool, printing: bool) -> None:
+    """Poll (and deliver, unless printing) until stopped, reloading edited rules meanwhile."""
+    reloader = Reloader(settings.rules_path, poller.rulebook, on_swap=[poller.use_rules])
+    reloader.report = reload_reporter(settings.database, poller.clock)
+    stop = asyncio.Event()
+    with _signals_set(stop), reload_on_sighup(reloader):
+        watching = None if once else asyncio.create_task(reloader.watch(stop))
+        try:
+            if printing:
+                await poll_loop(poller, settings, stop=stop, once=once)
+            else:
+                await run_with_telegram(poller, reloader, settings, stop=stop, once=once)
+        finally:
+            stop.set()
+            if watching is not None:
+                await watching
+            await reloader.settle()  # a reload's backtest may still be running
 
 
 async def run_with_telegram(
@@ -95,13 +100,34 @@ async def run_with_telegram(
     the Deliverer works the outbox every second, and the poll loop runs as without Telegram.
     With `once`, what the cycle queued is delivered before returning.
     """
+    from bot.telegram.admin import admin_notifier, watch_feeds
+    from bot.telegram.app import stop_polling
+
+    app = await _started_application(poller, reloader, settings)
+    notify = admin_notifier(app.bot, settings.admin_ids)
+    reloader.notify = notify
+    deliverer = _deliverer(app.bot, poller, reloader, notify)
+    delivering = asyncio.create_task(deliverer.run(stop, interval=1.0))
+    watching = asyncio.create_task(watch_feeds(poller.store, notify, stop))
+    try:
+        await poll_loop(poller, settings, stop=stop, once=once)
+        if once:
+            await deliverer.deliver_due()
+    finally:
+        stop.set()
+        await asyncio.gather(delivering, watching)
+        await reloader.settle()  # a reload's backtest still running: let its notice go out
+        await stop_polling(app)
+    if deliverer.fatal is not None:  # the database turned out corrupt while sending
+        raise deliverer.fatal
+
+
+async def _started_application(poller: Poller, reloader: Reloader, settings: Settings) -> Any:
+    """The python-telegram-bot Application, polling for updates; ConfigError when it cannot."""
     from telegram.error import InvalidToken, NetworkError
 
     from bot.errors import ConfigError
-    from bot.rules.emphasis import emphasis_of
-    from bot.telegram.admin import admin_notifier, watch_feeds
-    from bot.telegram.app import build_application, start_polling, stop_polling
-    from bot.telegram.deliver import Deliverer
+    from bot.telegram.app import build_application, start_polling
     from bot.telegram.handlers import BotOptions
 
     options = BotOptions(
@@ -117,26 +143,20 @@ async def run_with_telegram(
         raise ConfigError("Telegram refused the bot token (TELEGRAM_BOT_TOKEN): check it") from None
     except NetworkError as exc:
         raise ConfigError(f"cannot reach the Telegram Bot API: {exc}") from None
-    notify = admin_notifier(app.bot, settings.admin_ids)
-    reloader.notify = notify
-    deliverer = Deliverer(app.bot, poller.store, notify=notify)
+    return app
+
+
+def _deliverer(bot: Any, poller: Poller, reloader: Reloader, notify: Any) -> Any:
+    """The Deliverer of the outbox, bolding the terms the current rules find decisive."""
+    from bot.rules.emphasis import emphasis_of
+    from bot.telegram.deliver import Deliverer
+
+    deliverer = Deliverer(bot, poller.store, notify=notify)
     deliverer.decisive = emphasis_of(poller.rulebook)  # bold only decisive terms
     reloader.on_swap.append(lambda fresh: setattr(deliverer, "decisive", emphasis_of(fresh)))
     if poller.metrics is not None:
         deliverer.on_pass = poller.metrics.observe_delivery
-    delivering = asyncio.create_task(deliverer.run(stop, interval=1.0))
-    watching = asyncio.create_task(watch_feeds(poller.store, notify, stop))
-    try:
-        await poll_loop(poller, settings, stop=stop, once=once)
-        if once:
-            await deliverer.deliver_due()
-    finally:
-        stop.set()
-        await asyncio.gather(delivering, watching)
-        await reloader.settle()  # a reload's backtest still running: let its notice go out
-        await stop_polling(app)
-    if deliverer.fatal is not None:  # the database turned out corrupt while sending
-        raise deliverer.fatal
+    return deliverer
 
 
 async def poll_loop(

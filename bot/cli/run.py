@@ -33,7 +33,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--dry-run", action="store_true", help="print alerts to stdout instead of sending them"
     )
     run.set_defaults(handler=run_command)
+    _register_feeds(commands)
 
+
+def _register_feeds(commands: argparse._SubParsersAction) -> None:
     feeds = commands.add_parser(
         "feeds",
         help="show each feed's health; import or export OPML",

@@ -85,15 +85,25 @@ def rss(*items: tuple[str, str, str]) -> bytes:
 
 
 def test_same_guid_and_link_twice_is_one_item() -> None:
-    body = rss(("g", "https://x.org/a", "first"), ("g", "https://x.org/a", "edited"))
-    assert [i.text for i in parse_feed(body, {}, "f", "https://x.org/feed").items] == ["first"]
+    first = "Russian forces regained positions in the Kursk region on Monday."
+    edited = "Russian forces regained two positions in the Kursk region on Monday."
+    body = rss(("g", "https://x.org/a", first), ("g", "https://x.org/a", edited))
+    assert [i.text for i in parse_feed(body, {}, "f", "https://x.org/feed").items] == [first]
+
+
+def test_same_guid_and_link_for_different_stories_stays_two() -> None:
+    body = rss(("g", "https://x.org/a", "one story today"), ("g", "https://x.org/a", "another"))
+    items = parse_feed(body, {}, "f", "https://x.org/feed").items
+    assert [i.text for i in items] == ["one story today", "another"]
+    assert len({i.uid for i in items}) == 2 and len({i.story_key for i in items}) == 2
 
 
 def test_same_guid_without_links_but_different_text_stays_two() -> None:
     body = rss(("g", "", "one story"), ("g", "", "another story"))
     items = parse_feed(body, {}, "f", "https://x.org/feed").items
     assert [i.text for i in items] == ["one story", "another story"]
-    assert items[0].uid == "g" and items[1].uid.startswith("g#")
+    assert items[0].uid.startswith("g#") and items[1].uid.startswith("g#")
+    assert items[0].uid != items[1].uid
 
 
 def test_relative_links_join_the_feed_url_but_guids_stay_as_written() -> None:
@@ -122,7 +132,8 @@ def test_javascript_link_is_dropped() -> None:
         (
             b'{"items": []}',
             "application/json",
-            "not a feed: the server sent JSON, not RSS or Atom (content-type: application/json)",
+            "not a feed: the server sent JSON, not RSS, Atom or JSON Feed "
+            "(content-type: application/json)",
         ),
         (
             b"\x00\x01garbage\xff",
@@ -181,7 +192,11 @@ def test_billion_laughs_is_not_expanded(sep: str) -> None:
     [
         ("<p>One</p><p>Two</p>", "One\n\nTwo"),
         ("<div class='drills'>Words   across\n  lines</div>", "Words across lines"),
-        ("a<br>b<br/>c", "a\n\nb\n\nc"),
+        ("A<br>B<br/>C", "A\n\nB\n\nC"),
+        ("Russian forces struck<br>the port of Izmail.", "Russian forces struck the port of Izmail."),
+        ("It ended.<br>then more", "It ended.\n\nthen more"),
+        ("one line<br><br>another", "one line\n\nanother"),
+        ("Kur&shy;sk and grandma&amp;#39;s", "Kursk and grandma's"),
         ("<ul><li>x<ol><li>y</li></ol></li><li>z</li></ul>", "x\n\ny\n\nz"),
         ("<h2>Head</h2>body <b>bold</b><i>it</i>", "Head\n\nbody boldit"),
         ("<blockquote>quote</blockquote>after", "quote\n\nafter"),
@@ -219,7 +234,13 @@ def test_class_names_never_become_words() -> None:
         ("https://example.com/a?ref=rss&ref_src=twsrc&id=5", "https://example.com/a?id=5"),
         ("https://example.com/a#comments", "https://example.com/a"),
         ("https://example.com:443/a", "https://example.com/a"),
-        ("http://example.com:8080/a", "http://example.com:8080/a"),
+        ("http://example.com:8080/a", "https://example.com:8080/a"),
+            ("http://www.example.com/a/", "https://example.com/a"),
+            ("https://bbc.co.uk/news/1?at_medium=RSS&at_campaign=rss", "https://bbc.co.uk/news/1"),
+            ("https://heise.de/news/1?wt_mc=rss.red.ho.ho.atom.beitrag", "https://heise.de/news/1"),
+            ("https://dw.com/en/a/a-1?maca=en-rss-en-all-1573-rdf", "https://dw.com/en/a/a-1"),
+            ("https://theguardian.com/world/1?CMP=Share_iOSApp_Other", "https://theguardian.com/world/1"),
+            ("https://reuters.com/world/1?taid=65a&utm_source=tw", "https://reuters.com/world/1"),
         ("https://example.com/", "https://example.com"),
         ("https://example.com/a?q=two%20words", "https://example.com/a?q=two%20words"),
         ("not a url", "not a url"),

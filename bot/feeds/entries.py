@@ -5,8 +5,9 @@ module alone decides their identities, so every format follows the same rules:
 
 - uid: the entry's guid/id, else its link, else ``sha256:`` of title, date and text. When one
   document gives several entries the same uid (a constant guid, a podcast whose items all
-  carry the page's link) under different links or with different stories, each gets ``uid#<12 hex>`` of the first thing that tells
-  them apart: the link with its #anchor, the enclosure, the date, the title, the text.
+  carry the page's link) under different links or with different stories, each of them gets
+  ``uid#<12 hex>`` of the first thing that tells them apart: the link with its #anchor, the
+  enclosure, the date, the title, the text.
 - story_key: `normalize_link(link)` (scheme, tracking and #anchor ignored), unless other
   stories in the document share that link: then the link with its #anchor when that tells
   them apart (a daily page with one anchor per entry), else the enclosure, else ``text:`` +

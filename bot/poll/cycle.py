@@ -22,10 +22,12 @@ from bot.feeds.parse import ParsedFeed
 from bot.feeds.parsepool import ParsePool, parse_job
 from bot.identity import text_fingerprint
 from bot.models import Alert, Feed, Item
+from bot.poll import neardup
 from bot.poll.articles import ArticleSource, FullText
-from bot.poll.decide import Decision, decide, select_alerts, with_rules
+from bot.poll.decide import Decision, decide, select_alerts, with_copies, with_rules
 from bot.rules.matcher import Rulebook
 from bot.store import FeedState, Store
+from bot.store.schema import item_rules
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +176,13 @@ class Poller:
         texts = await self._full_texts(feed, decisions.to_match)
         last_alerts = self.store.story_alerts({s for d in decisions.to_match for s in d.stories})
         throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}
+        # sentences repeated under several entries of this document are the outlet's footer
+        boilerplate = (
+            neardup.repeated_sentences(i.text for i in items) if decisions.to_match else frozenset()
+        )
         with self.store.transaction():
             alerts = [
-                self._record(d, text, last_alerts, throttles, stats)
+                self._record(d, text, last_alerts, throttles, stats, boilerplate)
                 for d, text in zip(decisions.to_match, texts, strict=True)
             ]
         for alert in filter(None, alerts):
@@ -202,6 +208,7 @@ class Poller:
         last_alerts: dict[tuple[str, str], float],
         throttles: Mapping[str, float],
         stats: CycleStats,
+        boilerplate: frozenset[str] = frozenset(),
     ) -> Alert | None:
         item, now = decision.item, self.clock()
         if decision.reason == "retry" and self.articles is not None:
@@ -211,7 +218,12 @@ class Poller:
         earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
         decision = with_rules(decision, earlier)
         matches = self.rulebook.match(text.item)  # the article's text when there is one
+        # only matched items can alert, so only they are sketched and looked up as copies
+        sketch = neardup.sketch(item.text, boilerplate) if matches else None
         alerting = select_alerts(decision, matches, last_alerts, throttles, now)
+        if alerting and sketch is not None:
+            decision = with_copies(decision, self._copies(sketch, decision))
+            alerting = select_alerts(decision, matches, last_alerts, throttles, now)
         # the row and the alert keep the feed's own text (the article is in `articles`): the
         # snippets already carry the article's sentences, and outbox rows stay small
         row = self.store.record_item(
@@ -221,6 +233,7 @@ class Poller:
             fingerprint=decision.fingerprint,
             update_id=decision.update_id,
             enqueue=self.enqueue,
+            sketch=(sketch.signature, sketch.bands) if sketch is not None else None,
         )
         if row is None:
             return None  # this very version was recorded meanwhile
@@ -233,6 +246,18 @@ class Poller:
         stats.items_changed += decision.reason in ("changed", "moved")
         stats.matched += bool(matches)
         return Alert(item, alerting) if alerting else None
+
+    def _copies(
+        self, sketch: neardup.Sketch, decision: Decision
+    ) -> list[tuple[str, frozenset[str]]]:
+        """(story key, rules) of stored near-duplicates of this report (this row aside)."""
+        rows = [r for r in self.store.sketch_candidates(sketch.bands)
+                if r.item_id != decision.update_id]  # fmt: skip
+        same = set(neardup.copies(sketch, [(r.item_id, r.signature) for r in rows]))
+        found = [(r.story_key, item_rules(r.rules)) for r in rows if r.item_id in same]
+        if found:
+            log.info("%s is a copy of %d stored report(s)", decision.item.title, len(found))
+        return found
 
     # -- feed bookkeeping ------------------------------------------------------------------
 

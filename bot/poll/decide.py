@@ -7,10 +7,10 @@ says, these functions decide, and the poller writes the outcome. Tested without 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bot.identity import text_fingerprint
+from bot.identity import same_story, text_fingerprint
 from bot.models import Item, KnownItem, Match
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
@@ -50,6 +50,9 @@ def decide(
     the same story, else the same text, else the latest); failing that, when its story key or
     text fingerprint matches a row in this feed (guid regenerated, title or URL edited) or in
     another feed (the story was reported elsewhere). Same uid and same content: unchanged.
+    In this feed a uid or link shared with a row that tells another story (`same_story`)
+    proves nothing: a constant guid, a podcast page link. Such an entry is new, and when the
+    link is what it shares, its story key becomes its text's (``text:`` + fingerprint).
     `fingerprints` (text_fingerprint of each entry) may be passed when already computed.
     Unchanged entries whose uid is in `refresh` are matched again (reason "retry").
     """
@@ -60,6 +63,8 @@ def decide(
     if fingerprints is None:
         fingerprints = [text_fingerprint(e.title, e.text) for e in entries]
     for position, (entry, fp) in enumerate(zip(entries, fingerprints, strict=True)):
+        if index.link_shared(entry):
+            entry = replace(entry, story_key="text:" + fp)
         same = index.same_entry(entry, fp, present_uids)
         related = index.related(entry, fp, same)
         stories = frozenset({entry.story_key, "fp:" + fp} | _stories(related))
@@ -101,22 +106,34 @@ class _Index:
                 self.by_print.setdefault(k.fingerprint, []).append(k)
         self.claimed: set[int] = set()
 
+    def link_shared(self, entry: Item) -> bool:
+        """Whether a row of this feed with the entry's story key (its link) is another story."""
+        if entry.story_key.startswith("text:"):
+            return False
+        return any(_other_story(k, entry) for k in self.by_story.get(entry.story_key, []))
+
     def related(self, entry: Item, fp: str, same: KnownItem | None) -> list[KnownItem]:
         """The entry's earlier version and every row of the same story (by link or text)."""
         rows = [same] if same is not None else []
-        rows += self.by_story.get(entry.story_key, []) + self.by_print.get(fp, [])
+        rows += [k for k in self.by_story.get(entry.story_key, []) if not _other_story(k, entry)]
+        rows += self.by_print.get(fp, [])
         return list({k.id: k for k in rows}.values())
 
     def same_entry(self, entry: Item, fp: str, present_uids: set[str]) -> KnownItem | None:
         """The row that is this very entry (in an earlier version), claimed so no other takes it."""
         same_uid = [
-            k for k in self.by_uid.get((entry.feed, entry.uid), []) if k.id not in self.claimed
+            k
+            for k in self.by_uid.get((entry.feed, entry.uid), [])
+            if k.id not in self.claimed and not _other_story(k, entry)
         ]
         if same_uid:
             found = _best(same_uid, entry, fp) or same_uid[-1]
         else:
             # another guid in this feed for the same story, as long as that guid is gone now
-            moved = self.by_story.get(entry.story_key, []) + self.by_print.get(fp, [])
+            by_link = [
+                k for k in self.by_story.get(entry.story_key, []) if not _other_story(k, entry)
+            ]
+            moved = by_link + self.by_print.get(fp, [])
             candidates = [
                 k for k in moved
                 if k.feed == entry.feed and k.uid not in present_uids and k.id not in self.claimed
@@ -125,6 +142,14 @@ class _Index:
         if found is not None:
             self.claimed.add(found.id)
         return found
+
+
+def _other_story(known: KnownItem, entry: Item) -> bool:
+    """A row of the entry's feed that shares an identifier with it but tells another story
+    (rows of other feeds sharing a link are that article: they are trusted)."""
+    if known.feed != entry.feed or known.text is None or known.content_hash == entry.content_hash:
+        return False
+    return not same_story(known.title or "", known.text, entry.title, entry.text)
 
 
 def _best(rows: list[KnownItem], entry: Item, fp: str) -> KnownItem | None:
@@ -174,6 +199,16 @@ def select_alerts(
             continue
         out.append(match)
     return tuple(out)
+
+
+def with_copies(decision: Decision, copies: Sequence[tuple[str, frozenset[str]]]) -> Decision:
+    """The decision knowing near-duplicate reports (story key, rules matched) elsewhere: their
+    rules never alert again for this copy, and their stories' throttles apply to it."""
+    if not copies:
+        return decision
+    rules = frozenset().union(*(r for _, r in copies))
+    stories = decision.stories | {key for key, _ in copies}
+    return replace(decision, previous_rules=decision.previous_rules | rules, stories=stories)
 
 
 def with_rules(decision: Decision, rules: set[str]) -> Decision:

@@ -29,6 +29,7 @@ from bot.store.schema import (
     match_to_json,
     migrate,
 )
+from bot.store.sketches import SketchRow, SketchStore
 
 __all__ = [
     "MIGRATIONS",
@@ -36,6 +37,7 @@ __all__ = [
     "FeedState",
     "KnownItem",
     "OutboxRow",
+    "SketchRow",
     "Store",
     "Subscriber",
     "alert_from_json",
@@ -46,7 +48,7 @@ __all__ = [
 _CHUNK = 300  # SQLite's default limit on bound parameters is far above this
 
 
-class Store(FeedStore, ChatStore, ArticleStore):
+class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
     """One SQLite connection, used under a lock so any thread may call it (one at a time)."""
 
     def __init__(
@@ -164,11 +166,13 @@ class Store(FeedStore, ChatStore, ArticleStore):
                 chunk = values[start : start + _CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 for row in self._query(
-                    "SELECT id, feed, uid, story_key, content_hash, fingerprint, rules FROM items "
-                    f"WHERE {column} IN ({marks})",
+                    "SELECT id, feed, uid, story_key, content_hash, fingerprint, rules, title, "
+                    f"text FROM items WHERE {column} IN ({marks})",
                     [*prefix, *chunk],
                 ):
-                    found[row[0]] = KnownItem(*row[:6], rules=item_rules(row[6]))
+                    found[row[0]] = KnownItem(
+                        *row[:6], rules=item_rules(row[6]), title=row[7], text=row[8]
+                    )
         return sorted(found.values(), key=lambda k: k.id)
 
     def story_alerts(self, story_keys: Iterable[str]) -> dict[tuple[str, str], float]:
@@ -195,8 +199,11 @@ class Store(FeedStore, ChatStore, ArticleStore):
         fingerprint: str = "",
         update_id: int | None = None,
         enqueue: bool = True,
+        sketch: tuple[bytes, Sequence[int]] | None = None,
     ) -> int | None:
         """Item + matches + outbox rows in one transaction; None if this version is known.
+
+        `sketch` (signature, band keys) indexes the item for near-duplicate lookups.
 
         `matches` are every rule the item matches now; `alerting` the ones that alert (a
         subset): those get `alerted_at` and one outbox row per subscribed chat per story
@@ -207,6 +214,8 @@ class Store(FeedStore, ChatStore, ArticleStore):
             item_id = self._write_item_row(db, now, item, matches, fingerprint, update_id)
             if item_id is None:
                 return None
+            if sketch is not None:
+                self._write_sketch(db, item_id, *sketch)
             alerting_ids = {m.rule_id for m in alerting}
             for match in matches:
                 db.execute(

@@ -75,8 +75,29 @@ def _v2(db: Database) -> None:
     db.execute("CREATE INDEX articles_retry ON articles (retry_item) WHERE retry_item IS NOT NULL")
 
 
+def _v3_identity_and_health(db: Database) -> None:
+    # near-duplicate reports: a MinHash signature per matched item and its LSH band keys
+    db.execute(
+        "CREATE TABLE item_sketches (item_id INTEGER PRIMARY KEY REFERENCES items (id), "
+        "signature BLOB NOT NULL)"
+    )
+    db.execute("CREATE TABLE item_bands (band INTEGER NOT NULL, item_id INTEGER NOT NULL)")
+    db.execute("CREATE INDEX item_bands_band ON item_bands (band)")
+    db.execute("CREATE INDEX item_bands_item ON item_bands (item_id)")
+    # health: a throttled feed (429/503 with Retry-After) and its full-text failures, apart
+    # from last_error, which stays the feed's own fetch or parse error
+    for column in (
+        "throttled_until REAL",
+        "throttle_reason TEXT",
+        "fulltext_failures INTEGER NOT NULL DEFAULT 0",
+        "fulltext_error TEXT",
+        "fulltext_error_at REAL",
+    ):
+        db.execute(f"ALTER TABLE feeds ADD COLUMN {column}")
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2)
+MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _v3_identity_and_health)
 
 
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:

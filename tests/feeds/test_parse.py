@@ -193,7 +193,7 @@ def test_billion_laughs_is_not_expanded(sep: str) -> None:
         ("<p>One</p><p>Two</p>", "One\n\nTwo"),
         ("<div class='drills'>Words   across\n  lines</div>", "Words across lines"),
         ("A<br>B<br/>C", "A\n\nB\n\nC"),
-        ("Russian forces struck<br>the port of Izmail.", "Russian forces struck the port of Izmail."),
+        ("Forces struck<br>the port of Izmail.", "Forces struck the port of Izmail."),
         ("It ended.<br>then more", "It ended.\n\nthen more"),
         ("one line<br><br>another", "one line\n\nanother"),
         ("Kur&shy;sk and grandma&amp;#39;s", "Kursk and grandma's"),

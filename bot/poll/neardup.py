@@ -1,0 +1,112 @@
+"""Near-duplicate reports across feeds: MinHash sketches of a report's own words (pure).
+
+Wire copy comes back from many outlets under their own headlines and links, sometimes with a
+sentence added, so neither story keys nor exact fingerprints see that it is one report. Each
+item that matches a rule gets a sketch: the MinHash (datasketch, 64 permutations) of the
+4-word runs of its body (headline left out: outlets write their own), after its boilerplate is
+dropped, because two different reports sharing an outlet's footer must never look alike:
+
+- sentences found in more than one entry of the same feed document (a footer, a "Read more"
+  line, a newsletter pitch repeated under every item), and
+- sentences that are boilerplate anywhere ("Read more …", "Sign up for …", "The post … appeared
+  first on …", "© …", "All rights reserved" …).
+
+A body with fewer than `MIN_SHINGLES` runs left gets no sketch (too little text to tell
+copies from reports that merely share phrases; exact fingerprints still cover it).
+
+Two reports are copies when the estimated Jaccard similarity of their runs is at least
+`THRESHOLD` (0.5: a copy with its own headline, a sentence added and a few words changed is
+about 0.6-0.9; two reports of one event in different words are below 0.2, measured by
+bench/dedup.py). Lookups go through LSH bands: `bands` gives the keys the store indexes, and
+a candidate sharing one band is then checked against the threshold with its stored signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from bot.identity import words
+
+THRESHOLD = 0.5
+NUM_PERM = 64
+SHINGLE = 4
+MIN_SHINGLES = 12
+# datasketch picks the banding that best separates pairs above and below the threshold
+_BANDS, _ROWS = (lambda lsh: (lsh.b, lsh.r))(MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM))
+_SEED = MinHash(num_perm=NUM_PERM, seed=1)  # its permutations, built once, serve every sketch
+
+_SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
+_BOILERPLATE = re.compile(
+    r"^\W*(read (more|the full|on)|continue reading|click here|sign up|subscribe|"
+    r"follow us|share (this|on)|related:|see also|more:|advertisement|copyright|©|"
+    r"the post .* appeared first on|get (our|the) .*newsletter|this (article|story) "
+    r"(was|is) (originally )?(published|produced|first))"
+    r"|all rights reserved|newsletter|appeared first on",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """A body's MinHash signature and the LSH band keys it is indexed under."""
+
+    signature: bytes  # NUM_PERM uint32 values
+    bands: tuple[int, ...]
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences (and lines), whitespace-normalised."""
+    return [" ".join(s.split()) for s in _SENTENCES.split(text) if s.strip()]
+
+
+def repeated_sentences(texts: Iterable[str]) -> frozenset[str]:
+    """Sentences found in more than one of `texts` (one feed document's bodies): boilerplate."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(set(sentences(text)))
+    return frozenset(s for s, n in counts.items() if n > 1)
+
+
+def own_words(text: str, boilerplate: frozenset[str] = frozenset()) -> list[str]:
+    """The body's words without its boilerplate sentences."""
+    kept = [s for s in sentences(text) if s not in boilerplate and not _BOILERPLATE.search(s)]
+    return words(" ".join(kept))
+
+
+def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | None:
+    """The body's sketch, or None when too little of its own text is left."""
+    ws = own_words(text, boilerplate)
+    runs = {" ".join(ws[i : i + SHINGLE]).encode() for i in range(len(ws) - SHINGLE + 1)}
+    if len(runs) < MIN_SHINGLES:
+        return None
+    minhash = MinHash(num_perm=NUM_PERM, permutations=_SEED.permutations, scheme=_SEED.scheme)
+    minhash.update_batch(list(runs))
+    values = np.asarray(minhash.hashvalues, dtype=np.uint32)
+    return Sketch(values.tobytes(), _band_keys(values))
+
+
+def _band_keys(values: np.ndarray) -> tuple[int, ...]:
+    keys = []
+    for band in range(_BANDS):
+        chunk = values[band * _ROWS : (band + 1) * _ROWS].tobytes()
+        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=8).digest()
+        keys.append(int.from_bytes(digest, "big", signed=True))  # fits SQLite's INTEGER
+    return tuple(keys)
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """Estimated Jaccard similarity of two signatures (the share of equal values)."""
+    va, vb = np.frombuffer(a, dtype=np.uint32), np.frombuffer(b, dtype=np.uint32)
+    return float(np.count_nonzero(va == vb)) / len(va) if len(va) == len(vb) else 0.0
+
+
+def copies(mine: Sketch, candidates: Sequence[tuple[int, bytes]]) -> list[int]:
+    """Ids of the candidates (id, signature) similar enough to be the same report."""
+    return [i for i, signature in candidates if similarity(mine.signature, signature) >= THRESHOLD]

@@ -274,24 +274,19 @@ class Poller:
         )
 
     def _articles_failed(self, feed: Feed, problems: Sequence[str]) -> None:
-        """Noted on the feed's health without counting as a feed error (no backoff)."""
+        """Counted on the feed apart from its own errors (no backoff: the feed itself is fine)."""
         if not problems:
             return
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         message = f"full text: {problems[0]}{more}"
         log.warning("feed %s: %s", feed.name, message, extra={"feed": feed.name})
-        self.store.record_feed_error(
-            feed.name, message, next_fetch=self.clock() + feed.interval, count=False
-        )
+        self.store.record_fulltext_failures(feed.name, message, len(problems))
 
     def _throttled(self, feed: Feed, exc: FeedThrottled, stats: CycleStats) -> None:
         message = f"{exc} (asked to wait {exc.retry_after:.0f}s)"
         log.warning("feed %s throttled: %s", feed.name, message, extra={"feed": feed.name})
         stats.errors[feed.name] = message
-        self.store.record_feed_error(
-            feed.name, message, next_fetch=self.clock() + exc.retry_after, status=exc.status,
-            count=False,
-        )  # fmt: skip
+        self.store.record_throttle(feed.name, message, until=self.clock() + exc.retry_after)
 
     def _disable(self, feed: Feed, message: str, stats: CycleStats) -> None:
         log.error("feed %s disabled: %s", feed.name, message, extra={"feed": feed.name})

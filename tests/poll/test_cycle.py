@@ -340,6 +340,11 @@ async def test_throttled_feed_waits_as_told_without_counting_an_error(env: Env) 
     state = env.store.feed_state("f")
     assert state is not None and state.error_count == 0 and stats.errors["f"]
     assert state.next_fetch == env.clock.now + 120
+    assert state.throttled_until == env.clock.now + 120 and "429" in (state.throttle_reason or "")
+    env.server.route("/f", body=rss(rss_item(1, DULL)))
+    await env.cycle(env.feed("f", "/f"), advance=120)
+    state = env.store.feed_state("f")
+    assert state is not None and state.throttled_until is None and state.last_success
 
 
 async def test_errors_back_off_and_success_resets_the_count(env: Env) -> None:

@@ -17,7 +17,12 @@ from bot.feeds.parse import ParsedFeed, html_to_text, parse_feed
 from bot.identity import fingerprint_words, normalize_link, text_fingerprint
 
 FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
-GOLDEN = sorted(FEEDS.glob("*.xml"))
+# a feed <name>.xml (or <name>.feed.json, a JSON Feed) beside <name>.json, the items it must yield
+GOLDEN = sorted([*FEEDS.glob("*.xml"), *FEEDS.glob("*.feed.json")])
+
+
+def expected_of(feed: Path) -> Path:
+    return feed.with_name(feed.name.removesuffix(".xml").removesuffix(".feed.json") + ".json")
 
 
 def as_golden(parsed: ParsedFeed) -> dict[str, Any]:
@@ -29,26 +34,35 @@ def as_golden(parsed: ParsedFeed) -> dict[str, Any]:
     return {"title": parsed.title, "version": parsed.version, "bozo": parsed.bozo, "items": items}
 
 
-@pytest.mark.parametrize("xml", GOLDEN, ids=[p.stem for p in GOLDEN])
-def test_golden_feed(xml: Path) -> None:
-    expected = json.loads(xml.with_suffix(".json").read_text(encoding="utf-8"))
-    parsed = parse_feed(xml.read_bytes(), expected["headers"], xml.stem, expected["url"])
+@pytest.mark.parametrize("feed", GOLDEN, ids=[expected_of(p).stem for p in GOLDEN])
+def test_golden_feed(feed: Path) -> None:
+    name = expected_of(feed).stem
+    expected = json.loads(expected_of(feed).read_text(encoding="utf-8"))
+    parsed = parse_feed(feed.read_bytes(), expected["headers"], name, expected["url"])
     assert as_golden(parsed) == {k: expected[k] for k in ("title", "version", "bozo", "items")}
-    assert all(item.feed == xml.stem for item in parsed.items)
+    assert all(item.feed == name for item in parsed.items)
     assert parsed.problem is None
 
 
 def test_golden_set_covers_the_required_cases() -> None:
-    names = {p.stem for p in GOLDEN}
+    names = {expected_of(p).stem for p in GOLDEN}
     assert {"rss20", "atom", "html-heavy", "windows-1251", "koi8-r", "missing-fields"} <= names
-    assert {"empty"} <= names
-    assert all(p.with_suffix(".json").exists() for p in GOLDEN)
+    assert {"empty", "rdf", "atom-xhtml", "jsonfeed-10", "jsonfeed-11"} <= names
+    assert {
+        "podcast-one-link",
+        "daily-page-anchors",
+        "constant-guid",
+        "shared-guid-and-link",
+    } <= names
+    assert {"inserted-reused-guid", "nyt-media-description", "br-inside-sentences"} <= names
+    assert {"koi8-r-undeclared", "cp1251-undeclared"} <= names
+    assert all(expected_of(p).exists() for p in GOLDEN)
 
 
 def golden_items(name: str) -> list[Any]:
-    xml = FEEDS / f"{name}.xml"
-    expected = json.loads(xml.with_suffix(".json").read_text(encoding="utf-8"))
-    return parse_feed(xml.read_bytes(), expected["headers"], name, expected["url"]).items
+    feed = next(p for p in GOLDEN if expected_of(p).stem == name)
+    expected = json.loads(expected_of(feed).read_text(encoding="utf-8"))
+    return parse_feed(feed.read_bytes(), expected["headers"], name, expected["url"]).items
 
 
 def test_published_is_aware_utc() -> None:
@@ -148,8 +162,20 @@ def test_javascript_link_is_dropped() -> None:
             "not a feed: the server sent an HTML page (a home, error or login page?); "
             "check the feed's address (content-type: application/rss+xml)",
         ),
+        (
+            b"<head><title>502 Bad Gateway</title></head>\n<center><h1>502</h1></center>",
+            "application/octet-stream",
+            "not a feed: the server sent an HTML page (a home, error or login page?); "
+            "check the feed's address (content-type: application/octet-stream)",
+        ),
+        (
+            b'{"version": "https://jsonfeed.org/version/2", "items": []}',
+            "application/feed+json",
+            "not a feed: the server sent JSON, not RSS, Atom or JSON Feed "
+            "(content-type: application/feed+json)",
+        ),
     ],
-    ids=["html", "json", "garbage", "empty", "html-after-comment"],
+    ids=["html", "json", "garbage", "empty", "html-after-comment", "html-fragment", "jsonfeed-2"],
 )
 def test_not_a_feed_has_a_problem(body: bytes, content_type: str, problem: str) -> None:
     parsed = parse_feed(body, {"Content-Type": content_type}, "f", "https://x.org/feed")
@@ -264,3 +290,24 @@ def test_fingerprint_ignores_case_punctuation_and_spacing() -> None:
 def test_fingerprint_words_are_the_regex_words(text: str) -> None:
     """The ASCII shortcut must give exactly what stored fingerprints were computed with."""
     assert fingerprint_words(text) == " ".join(re.findall(r"\w+", text))
+
+
+def test_undeclared_utf8_stays_utf8_and_a_declared_charset_is_trusted() -> None:
+    body = "<rss version='2.0'><channel><title>Київ</title></channel></rss>".encode()
+    assert parse_feed(body, {}, "f", "https://x.org/feed").title == "Київ"
+    latin = "<rss version='2.0'><channel><title>Café</title></channel></rss>".encode("latin-1")
+    headers = {"Content-Type": "application/rss+xml; charset=iso-8859-1"}
+    assert parse_feed(latin, headers, "f", "https://x.org/feed").title == "Café"
+
+
+def test_caption_and_podcast_blurb_are_used_only_without_a_body() -> None:
+    body = b"""<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"
+      xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel><title>T</title>
+      <item><guid>a</guid><itunes:summary>Blurb.</itunes:summary>
+        <description>The description.</description></item>
+      <item><guid>b</guid><description>Its description.</description>
+        <media:description>A caption.</media:description></item>
+      <item><guid>c</guid><itunes:summary>Only a blurb.</itunes:summary></item>
+    </channel></rss>"""
+    items = parse_feed(body, {}, "f", "https://x.org/feed").items
+    assert [i.text for i in items] == ["The description.", "Its description.", "Only a blurb."]

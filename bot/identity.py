@@ -87,6 +87,28 @@ _WORDS = re.compile(r"\w+")
 _ASCII_SEPARATORS = {c: " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
 
 
+BODY_MIN_WORDS = 12  # shorter bodies ("Watch the video.") are shared by unrelated stories
+
+
+def body_fingerprint(text: str) -> str:
+    """A hash of the body's words alone (outlets and editors change headlines, not bodies), or
+    "" for a body too short to name one story."""
+    folded = fingerprint_words(unicodedata.normalize("NFKC", text).casefold())
+    if folded.count(" ") + 1 < BODY_MIN_WORDS:
+        return ""
+    return sha256_hex(folded)[:32]
+
+
+def body_fingerprints(texts: list[str]) -> list[str]:
+    """`body_fingerprint` of each of one document's bodies, "" for a body found twice there (a
+    standard blurb under every entry tells none of them apart)."""
+    prints = [body_fingerprint(text) for text in texts]
+    seen: dict[str, int] = {}
+    for p in prints:
+        seen[p] = seen.get(p, 0) + 1
+    return [p if seen[p] == 1 else "" for p in prints]
+
+
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

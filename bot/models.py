@@ -92,3 +92,4 @@ class KnownItem:
     rules: frozenset[str]  # rules this version matched
     title: str | None = None  # None once pruned: then its identifiers are trusted as they are
     text: str | None = None
+    body: str = ""  # body_fingerprint of its text ("" for short bodies)

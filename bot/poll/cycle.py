@@ -20,7 +20,7 @@ from bot.errors import FeedError, FeedGone, FeedThrottled
 from bot.feeds.fetch import Fetcher, FetchResult, backoff_delay
 from bot.feeds.parse import ParsedFeed
 from bot.feeds.parsepool import ParsePool, parse_job
-from bot.identity import text_fingerprint
+from bot.identity import body_fingerprints, text_fingerprint
 from bot.models import Alert, Feed, Item
 from bot.poll import neardup
 from bot.poll.articles import ArticleSource, FullText
@@ -170,9 +170,10 @@ class Poller:
         # the parser computed the feed's fingerprints already; only retried items need theirs
         prints = [*prints, *(text_fingerprint(i.title, i.text) for i in extra)]
         uids, stories = [i.uid for i in items], [i.story_key for i in items]
-        known = self.store.known_items(feed.name, uids, stories, prints)
+        bodies = body_fingerprints([i.text for i in items])
+        known = self.store.known_items(feed.name, uids, stories, prints, bodies)
         first_time, refresh = state.last_success is None, {r.uid for r in retry}
-        decisions = decide(known, items, first_time, feed.backfill, prints, refresh)
+        decisions = decide(known, items, first_time, feed.backfill, prints, refresh, bodies)
         texts = await self._full_texts(feed, decisions.to_match)
         last_alerts = self.store.story_alerts({s for d in decisions.to_match for s in d.stories})
         throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}

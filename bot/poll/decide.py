@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from bot.identity import same_story, text_fingerprint
+from bot.identity import body_fingerprints, same_story, text_fingerprint
 from bot.models import Item, KnownItem, Match
 
 _OLDEST = datetime.min.replace(tzinfo=UTC)
@@ -43,17 +43,20 @@ def decide(
     backfill: int,
     fingerprints: Sequence[str] | None = None,
     refresh: Collection[str] = (),
+    bodies: Sequence[str] | None = None,
 ) -> Decisions:
     """What to match among `entries` (one feed's document), given the rows the store holds.
 
     An entry is the same as a known row when its uid matches in this feed (the version with
     the same story, else the same text, else the latest); failing that, when its story key or
-    text fingerprint matches a row in this feed (guid regenerated, title or URL edited) or in
-    another feed (the story was reported elsewhere). Same uid and same content: unchanged.
+    text fingerprint (or body fingerprint: headline, link and guid all changed) matches a row
+    in this feed (guid regenerated, title or URL edited) or in another feed (the story was
+    reported elsewhere). Same uid and same content: unchanged.
     In this feed a uid or link shared with a row that tells another story (`same_story`)
     proves nothing: a constant guid, a podcast page link. Such an entry is new, and when the
     link is what it shares, its story key becomes its text's (``text:`` + fingerprint).
-    `fingerprints` (text_fingerprint of each entry) may be passed when already computed.
+    `fingerprints` (text_fingerprint of each entry) and `bodies` (body_fingerprints of the
+    document) may be passed when already computed.
     Unchanged entries whose uid is in `refresh` are matched again (reason "retry").
     """
     index = _Index(known)
@@ -62,11 +65,13 @@ def decide(
     to_match, unchanged = [], 0
     if fingerprints is None:
         fingerprints = [text_fingerprint(e.title, e.text) for e in entries]
-    for position, (entry, fp) in enumerate(zip(entries, fingerprints, strict=True)):
+    if bodies is None:
+        bodies = body_fingerprints([e.text for e in entries])
+    for position, (entry, fp, body) in enumerate(zip(entries, fingerprints, bodies, strict=True)):
         if index.link_shared(entry):
             entry = replace(entry, story_key="text:" + fp)
-        same = index.same_entry(entry, fp, present_uids)
-        related = index.related(entry, fp, same)
+        same = index.same_entry(entry, fp, body, present_uids)
+        related = index.related(entry, fp, body, same)
         stories = frozenset({entry.story_key, "fp:" + fp} | _stories(related))
         rules = frozenset().union(*(k.rules for k in related))
         if same is not None and same.content_hash == entry.content_hash and same.uid == entry.uid:
@@ -99,7 +104,10 @@ class _Index:
         self.by_uid: dict[tuple[str, str], list[KnownItem]] = {}
         self.by_story: dict[str, list[KnownItem]] = {}
         self.by_print: dict[str, list[KnownItem]] = {}
+        self.by_body: dict[str, list[KnownItem]] = {}
         for k in known:
+            if k.body:
+                self.by_body.setdefault(k.body, []).append(k)
             self.by_uid.setdefault((k.feed, k.uid), []).append(k)
             self.by_story.setdefault(k.story_key, []).append(k)
             if k.fingerprint:
@@ -112,14 +120,16 @@ class _Index:
             return False
         return any(_other_story(k, entry) for k in self.by_story.get(entry.story_key, []))
 
-    def related(self, entry: Item, fp: str, same: KnownItem | None) -> list[KnownItem]:
+    def related(self, entry: Item, fp: str, body: str, same: KnownItem | None) -> list[KnownItem]:
         """The entry's earlier version and every row of the same story (by link or text)."""
         rows = [same] if same is not None else []
         rows += [k for k in self.by_story.get(entry.story_key, []) if not _other_story(k, entry)]
-        rows += self.by_print.get(fp, [])
+        rows += self.by_print.get(fp, []) + self.by_body.get(body, [])
         return list({k.id: k for k in rows}.values())
 
-    def same_entry(self, entry: Item, fp: str, present_uids: set[str]) -> KnownItem | None:
+    def same_entry(
+        self, entry: Item, fp: str, body: str, present_uids: set[str]
+    ) -> KnownItem | None:
         """The row that is this very entry (in an earlier version), claimed so no other takes it."""
         same_uid = [
             k
@@ -133,7 +143,7 @@ class _Index:
             by_link = [
                 k for k in self.by_story.get(entry.story_key, []) if not _other_story(k, entry)
             ]
-            moved = by_link + self.by_print.get(fp, [])
+            moved = by_link + self.by_print.get(fp, []) + self.by_body.get(body, [])
             candidates = [
                 k for k in moved
                 if k.feed == entry.feed and k.uid not in present_uids and k.id not in self.claimed

@@ -16,6 +16,7 @@ from typing import IO, Any
 from sqlite_utils import Database
 
 from bot.errors import AlreadyRunning, StoreError
+from bot.identity import body_fingerprint
 from bot.models import Item, KnownItem, Match
 from bot.store.articles import ArticleRow, ArticleStore
 from bot.store.chats import ChatStore, OutboxRow, Subscriber
@@ -151,7 +152,12 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
     # -- items -----------------------------------------------------------------------------
 
     def known_items(
-        self, feed: str, uids: Iterable[str], story_keys: Iterable[str], fingerprints: Iterable[str]
+        self,
+        feed: str,
+        uids: Iterable[str],
+        story_keys: Iterable[str],
+        fingerprints: Iterable[str],
+        bodies: Iterable[str] = (),
     ) -> list[KnownItem]:
         """Rows that may be the same item: same uid in this feed, or same story/text anywhere."""
         found: dict[int, KnownItem] = {}
@@ -159,6 +165,7 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
             ("feed = ? AND uid", [feed], uids),
             ("story_key", [], story_keys),
             ("fingerprint", [], fingerprints),
+            ("body_fingerprint", [], bodies),
         ]
         for column, prefix, values in lookups:
             values = sorted({v for v in values if v})
@@ -167,11 +174,11 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
                 marks = ", ".join("?" * len(chunk))
                 for row in self._query(
                     "SELECT id, feed, uid, story_key, content_hash, fingerprint, rules, title, "
-                    f"text FROM items WHERE {column} IN ({marks})",
+                    f"text, body_fingerprint FROM items WHERE {column} IN ({marks})",
                     [*prefix, *chunk],
                 ):
                     found[row[0]] = KnownItem(
-                        *row[:6], rules=item_rules(row[6]), title=row[7], text=row[8]
+                        *row[:6], rules=item_rules(row[6]), title=row[7], text=row[8], body=row[9]
                     )
         return sorted(found.values(), key=lambda k: k.id)
 
@@ -257,13 +264,14 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
             published,
             item.text,
             json.dumps(sorted({m.rule_id for m in matches})),
+            body_fingerprint(item.text),
         )
         if update_id is not None:
             try:
                 db.execute(
                     "UPDATE items SET feed = ?, uid = ?, story_key = ?, content_hash = ?, "
                     "fingerprint = ?, title = ?, link = ?, published = ?, text = ?, rules = ?, "
-                    "last_changed = ? WHERE id = ?",
+                    "body_fingerprint = ?, last_changed = ? WHERE id = ?",
                     (*values, now, update_id),
                 )
                 return update_id
@@ -271,8 +279,8 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
                 return None  # another row already holds exactly this version
         cursor = db.execute(
             "INSERT OR IGNORE INTO items (feed, uid, story_key, content_hash, fingerprint, title, "
-            "link, published, text, rules, first_seen, last_changed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "link, published, text, rules, body_fingerprint, first_seen, last_changed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*values, now, now),
         )
         # after an ignored duplicate, lastrowid is stale: only rowcount says the row is new

@@ -84,6 +84,9 @@ def _v3_identity_and_health(db: Database) -> None:
     db.execute("CREATE TABLE item_bands (band INTEGER NOT NULL, item_id INTEGER NOT NULL)")
     db.execute("CREATE INDEX item_bands_band ON item_bands (band)")
     db.execute("CREATE INDEX item_bands_item ON item_bands (item_id)")
+    # the body's words alone: a story whose headline, link and guid all changed at once
+    db.execute("ALTER TABLE items ADD COLUMN body_fingerprint TEXT NOT NULL DEFAULT ''")
+    db.execute("CREATE INDEX items_body ON items (body_fingerprint) WHERE body_fingerprint != ''")
     # health: a throttled feed (429/503 with Retry-After) and its full-text failures, apart
     # from last_error, which stays the feed's own fetch or parse error
     for column in (

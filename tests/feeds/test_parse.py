@@ -311,3 +311,19 @@ def test_caption_and_podcast_blurb_are_used_only_without_a_body() -> None:
     </channel></rss>"""
     items = parse_feed(body, {}, "f", "https://x.org/feed").items
     assert [i.text for i in items] == ["The description.", "Its description.", "Only a blurb."]
+
+
+@pytest.mark.parametrize(
+    ("title", "encoding"),
+    [
+        ("Новости", "koi8-r"),
+        ("Как пережить новогоднюю ночь", "koi8-r"),
+        ("Учения Северного флота", "cp1251"),
+        ("Київ: повітряна тривога", "cp1251"),
+        ("Ракетний удар по енергетиці", "koi8-u"),
+    ],
+)
+def test_short_undeclared_cyrillic_feed_reads_correctly(title: str, encoding: str) -> None:
+    body = f"<rss version='2.0'><channel><title>{title}</title></channel></rss>"
+    parsed = parse_feed(body.encode(encoding), {}, "f", "https://x.org/feed")
+    assert parsed.title == title

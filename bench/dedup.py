@@ -102,7 +102,7 @@ def check(store: Store, text: str, document: list[str]) -> bool:
     if sketch is None:
         return False
     rows = store.sketch_candidates(sketch.bands)
-    return bool(neardup.copies(sketch, [(r.item_id, r.signature) for r in rows]))
+    return bool(neardup.copies(sketch, [(r.item_id, r.signature, r.text) for r in rows]))
 
 
 def main() -> None:

@@ -254,7 +254,7 @@ class Poller:
         """(story key, rules) of stored near-duplicates of this report (this row aside)."""
         rows = [r for r in self.store.sketch_candidates(sketch.bands)
                 if r.item_id != decision.update_id]  # fmt: skip
-        same = set(neardup.copies(sketch, [(r.item_id, r.signature) for r in rows]))
+        same = set(neardup.copies(sketch, [(r.item_id, r.signature, r.text) for r in rows]))
         found = [(r.story_key, item_rules(r.rules)) for r in rows if r.item_id in same]
         if found:
             log.info("%s is a copy of %d stored report(s)", decision.item.title, len(found))

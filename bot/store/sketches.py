@@ -22,6 +22,7 @@ class SketchRow:
     signature: bytes
     story_key: str
     rules: str  # the item's rules, as JSON
+    text: str | None  # None once pruned
 
 
 class SketchStore:
@@ -37,7 +38,7 @@ class SketchStore:
             chunk = keys[start : start + _CHUNK]
             marks = ", ".join("?" * len(chunk))
             for row in self._query(
-                "SELECT s.item_id, s.signature, i.story_key, i.rules FROM item_sketches s "
+                "SELECT s.item_id, s.signature, i.story_key, i.rules, i.text FROM item_sketches s "
                 "JOIN items i ON i.id = s.item_id WHERE s.item_id IN "
                 f"(SELECT item_id FROM item_bands WHERE band IN ({marks}))",
                 chunk,

@@ -18,8 +18,6 @@ import re
 import unicodedata
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from courlan.clean import clean_query
-
 # seen in real news feeds and missing from courlan's pattern (it checks the rest)
 _TRACKING = frozenset(
     "wt_mc wt_zmc wt_ref maca cmp taid ito ns_mchannel ns_source ns_campaign ns_linkname "
@@ -60,6 +58,9 @@ def normalize_link(url: str, *, fragment: bool = False) -> str:
 def _clean_query(query: str) -> str:
     if not query:
         return ""
+    # only here: importing courlan costs 14 MB, and most links carry no query at all
+    from courlan.clean import clean_query
+
     kept = parse_qsl(clean_query(query), keep_blank_values=True)
     return urlencode(sorted((k, v) for k, v in kept if not _tracking(k)), quote_via=quote)
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 
-import chardet
-
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 _SAMPLE = 64 * 1024  # ample to tell encodings apart; detection takes about 1 ms per KB
@@ -35,6 +33,8 @@ def declare_utf8(body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str,
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
+        import chardet  # only here: most feeds never need it, and it costs 8 MB per process
+
         guess = chardet.detect(body[:_SAMPLE]).get("encoding") or "windows-1252"
         body = body.decode(_python_name(guess), errors="replace").encode("utf-8")
     content_type = headers.get("content-type") or "application/xml"

@@ -2,8 +2,8 @@
 
 Wire copy comes back from many outlets under their own headlines and links, sometimes with a
 sentence added, so neither story keys nor exact fingerprints see that it is one report. Each
-item that matches a rule gets a sketch: the MinHash (datasketch, 64 permutations) of the
-4-word runs of its body (headline left out: outlets write their own), after its boilerplate is
+item that matches a rule gets a sketch: the MinHash (64 permutations) of the 4-word runs of
+its body (headline left out: outlets write their own), after its boilerplate is
 dropped, because two different reports sharing an outlet's footer must never look alike:
 
 - sentences found in more than one entry of the same feed document (a footer, a "Read more"
@@ -17,12 +17,21 @@ copies from reports that merely share phrases; exact fingerprints still cover it
 Two reports are copies when the Jaccard similarity of their runs is at least `THRESHOLD`
 (0.5: a copy with its own headline, a sentence added and a few words changed is about
 0.6-0.9; two reports of one event in different words are below 0.2, measured by
-bench/dedup.py). Lookups go through LSH bands: `bands` gives the keys the store indexes. A
+bench/dedup.py). Lookups go through LSH bands (14 bands of 4 rows: what datasketch's
+MinHashLSH picks for this threshold and permutation count, a test checks it): `bands` gives
+the keys the store indexes. A
 candidate sharing a band whose signature estimates it near the threshold is then measured
 exactly on its stored text, with the new report's boilerplate dropped from both (the
 estimate alone, with 64 permutations, varies by about 0.06: enough to merge, now and then,
 two short reports that share a long footer). A candidate whose text was pruned is judged by
 its signature alone.
+
+The MinHash is datasketch's "affine32" scheme (CRC-32 of each run, the MurmurHash3 finalizer,
+then `a·h + b mod 2^32` per permutation, seed 1), written out here because importing
+datasketch loads SciPy for one integral: 73 MB more in every process, which broke the poll
+cycle's memory budget (measured). tests/poll/test_neardup.py checks that the signatures equal
+datasketch's own, value for value. numpy is imported on first use, so the parser processes,
+which never sketch, do not carry it.
 """
 
 from __future__ import annotations
@@ -33,22 +42,20 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-import numpy as np
-from datasketch import MinHash, MinHashLSH
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from bot.identity import words
+
+if TYPE_CHECKING:
+    import numpy as np
 
 THRESHOLD = 0.5
 NUM_PERM = 64
 SHINGLE = 4
 MIN_SHINGLES = 12
-# datasketch picks the banding that best separates pairs above and below the threshold
-_BANDS, _ROWS = (lambda lsh: (lsh.b, lsh.r))(MinHashLSH(threshold=THRESHOLD, num_perm=NUM_PERM))
-# its permutations, built once, serve every sketch; the runs are hashed with CRC-32 (C speed,
-# three times faster than datasketch's SHA-1 in Python, and spread enough: every permutation
-# then maps the hashes through its own random affine function)
-_SEED = MinHash(num_perm=NUM_PERM, seed=1, hashfunc=zlib.crc32)
+BANDS, ROWS = 14, 4  # datasketch's MinHashLSH(threshold=0.5, num_perm=64) picks these
+SEED = 1
 
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
 _BOILERPLATE = re.compile(
@@ -101,16 +108,46 @@ def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | Non
     runs = shingles(text, boilerplate)
     if len(runs) < MIN_SHINGLES:
         return None
-    minhash = MinHash(num_perm=NUM_PERM, permutations=_SEED.permutations, scheme=_SEED.scheme)
-    minhash.update_batch(list(runs))
-    values = np.asarray(minhash.hashvalues, dtype=np.uint32)
+    values = minhash(runs)
     return Sketch(values.tobytes(), _band_keys(values), runs, boilerplate)
+
+
+def minhash(runs: Iterable[bytes]) -> np.ndarray:
+    """The NUM_PERM uint32 MinHash values of a set of byte strings (datasketch's affine32)."""
+    np = _numpy()
+    a, b = _permutations()
+    # CRC-32 runs at C speed, three times faster than datasketch's default SHA-1 in Python;
+    # the finalizer then spreads its values before the permutations
+    hashes = np.array([zlib.crc32(run) for run in runs], dtype=np.uint32).reshape(-1, 1)
+    hashes ^= hashes >> np.uint32(16)
+    hashes *= np.uint32(0x85EBCA6B)
+    hashes ^= hashes >> np.uint32(13)
+    hashes *= np.uint32(0xC2B2AE35)
+    hashes ^= hashes >> np.uint32(16)
+    return (hashes * a + b).min(axis=0)  # uint32 arithmetic wraps: mod 2^32
+
+
+@cache
+def _numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+@cache
+def _permutations() -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of each permutation, drawn as datasketch draws them (a odd: a bijection)."""
+    np = _numpy()
+    gen = np.random.RandomState(SEED)
+    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
 
 
 def _band_keys(values: np.ndarray) -> tuple[int, ...]:
     keys = []
-    for band in range(_BANDS):
-        chunk = values[band * _ROWS : (band + 1) * _ROWS].tobytes()
+    for band in range(BANDS):
+        chunk = values[band * ROWS : (band + 1) * ROWS].tobytes()
         digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=8).digest()
         keys.append(int.from_bytes(digest, "big", signed=True))  # fits SQLite's INTEGER
     return tuple(keys)
@@ -118,6 +155,7 @@ def _band_keys(values: np.ndarray) -> tuple[int, ...]:
 
 def similarity(a: bytes, b: bytes) -> float:
     """Estimated Jaccard similarity of two signatures (the share of equal values)."""
+    np = _numpy()
     va, vb = np.frombuffer(a, dtype=np.uint32), np.frombuffer(b, dtype=np.uint32)
     return float(np.count_nonzero(va == vb)) / len(va) if len(va) == len(vb) else 0.0
 

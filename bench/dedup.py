@@ -98,7 +98,7 @@ def _pair(sketch: neardup.Sketch | None) -> tuple[bytes, tuple[int, ...]] | None
 
 def check(store: Store, text: str, document: list[str]) -> bool:
     """The cycle's check: is `text` (one entry of `document`) a copy of a stored report?"""
-    sketch = neardup.sketch(text, neardup.repeated_sentences(document))
+    sketch = neardup.sketch(text, neardup.boilerplate(text, document))
     if sketch is None:
         return False
     rows = store.sketch_candidates(sketch.bands)

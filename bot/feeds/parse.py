@@ -31,7 +31,7 @@ from bot.feeds.encoding import declare_utf8
 from bot.feeds.entries import RawEntry, to_items
 from bot.feeds.htmltext import html_to_text, to_text
 from bot.feeds.jsonfeed import looks_like_json, parse_json_feed
-from bot.identity import clean_text
+from bot.identity import body_fingerprints, clean_text
 from bot.models import Item
 
 __all__ = ["ParsedFeed", "html_to_text", "parse_feed"]
@@ -72,6 +72,11 @@ class ParsedFeed:
     items: list[Item] = field(default_factory=list)
     bozo: str | None = None  # why the document is malformed; entries may still have been read
     version: str = ""  # the format (rss20, atom10, rss10, jsonfeed11 …); "" when not a feed
+    bodies: list[str] = field(default_factory=list)  # body_fingerprints of the items
+
+    def __post_init__(self) -> None:
+        if len(self.bodies) != len(self.items):  # computed here, in the parser's process
+            self.bodies = body_fingerprints([item.text for item in self.items])
 
     @property
     def problem(self) -> str | None:

@@ -20,7 +20,7 @@ from bot.errors import FeedError, FeedGone, FeedThrottled
 from bot.feeds.fetch import Fetcher, FetchResult, backoff_delay
 from bot.feeds.parse import ParsedFeed
 from bot.feeds.parsepool import ParsePool, parse_job
-from bot.identity import body_fingerprints, text_fingerprint
+from bot.identity import body_fingerprint, body_fingerprints, text_fingerprint
 from bot.models import Alert, Feed, Item
 from bot.poll import neardup
 from bot.poll.articles import ArticleSource, FullText
@@ -125,7 +125,7 @@ class Poller:
                 raise FeedError(parsed.problem)
             if parsed.bozo:
                 log.info("feed %s is malformed but readable: %s", feed.name, parsed.bozo)
-            problems = await self._process(feed, state, parsed.items, stats, prints)
+            problems = await self._process(feed, state, parsed.items, stats, prints, parsed.bodies)
             stats.fetched += 1
             self._succeeded(feed, result, body_hash, parsed.title or state.title)
             self._articles_failed(feed, problems)
@@ -151,6 +151,7 @@ class Poller:
         items: Sequence[Item],
         stats: CycleStats,
         prints: Sequence[str] = (),
+        bodies: Sequence[str] = (),
     ) -> list[str]:
         """Decide, fetch teasers' articles, match and record; returns full-text failures.
 
@@ -170,20 +171,19 @@ class Poller:
         # the parser computed the feed's fingerprints already; only retried items need theirs
         prints = [*prints, *(text_fingerprint(i.title, i.text) for i in extra)]
         uids, stories = [i.uid for i in items], [i.story_key for i in items]
-        bodies = body_fingerprints([i.text for i in items])
+        if len(bodies) != len(items) - len(extra):
+            bodies = body_fingerprints([i.text for i in items[: len(items) - len(extra)]])
+        bodies = [*bodies, *(body_fingerprint(i.text) for i in extra)]
         known = self.store.known_items(feed.name, uids, stories, prints, bodies)
         first_time, refresh = state.last_success is None, {r.uid for r in retry}
         decisions = decide(known, items, first_time, feed.backfill, prints, refresh, bodies)
         texts = await self._full_texts(feed, decisions.to_match)
         last_alerts = self.store.story_alerts({s for d in decisions.to_match for s in d.stories})
         throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}
-        # sentences repeated under several entries of this document are the outlet's footer
-        boilerplate = (
-            neardup.repeated_sentences(i.text for i in items) if decisions.to_match else frozenset()
-        )
+        document = [i.text for i in items]  # its siblings show an outlet's footer
         with self.store.transaction():
             alerts = [
-                self._record(d, text, last_alerts, throttles, stats, boilerplate)
+                self._record(d, text, last_alerts, throttles, stats, document)
                 for d, text in zip(decisions.to_match, texts, strict=True)
             ]
         for alert in filter(None, alerts):
@@ -209,7 +209,7 @@ class Poller:
         last_alerts: dict[tuple[str, str], float],
         throttles: Mapping[str, float],
         stats: CycleStats,
-        boilerplate: frozenset[str] = frozenset(),
+        document: Sequence[str] = (),
     ) -> Alert | None:
         item, now = decision.item, self.clock()
         if decision.reason == "retry" and self.articles is not None:
@@ -220,7 +220,9 @@ class Poller:
         decision = with_rules(decision, earlier)
         matches = self.rulebook.match(text.item)  # the article's text when there is one
         # only matched items can alert, so only they are sketched and looked up as copies
-        sketch = neardup.sketch(item.text, boilerplate) if matches else None
+        sketch = (
+            neardup.sketch(item.text, neardup.boilerplate(item.text, document)) if matches else None
+        )
         alerting = select_alerts(decision, matches, last_alerts, throttles, now)
         if alerting and sketch is not None:
             decision = with_copies(decision, self._copies(sketch, decision))
@@ -232,6 +234,7 @@ class Poller:
             matches,
             alerting,
             fingerprint=decision.fingerprint,
+            body=decision.body,
             update_id=decision.update_id,
             enqueue=self.enqueue,
             sketch=(sketch.signature, sketch.bands) if sketch is not None else None,

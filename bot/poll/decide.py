@@ -26,6 +26,7 @@ class Decision:
     stories: frozenset[str]  # story keys (and "fp:" fingerprints) this entry is known under
     may_alert: bool  # False for entries beyond the backfill on a feed's first sight
     update_id: int | None = None  # overwrite this row (same entry, new version or new guid)
+    body: str = ""  # body_fingerprint of the entry ("" when short or shared in its document)
     reason: str = "new"  # new | changed | moved (new guid or link) | elsewhere (other feed)
     # | retry (unchanged, matched again now that its article could be fetched)
 
@@ -92,6 +93,7 @@ def decide(
                 may_alert=position in alertable,
                 update_id=same.id if same is not None else None,
                 reason=reason,
+                body=body,
             )
         )
     return Decisions(to_match, unchanged)

@@ -207,10 +207,12 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
         update_id: int | None = None,
         enqueue: bool = True,
         sketch: tuple[bytes, Sequence[int]] | None = None,
+        body: str | None = None,
     ) -> int | None:
         """Item + matches + outbox rows in one transaction; None if this version is known.
 
-        `sketch` (signature, band keys) indexes the item for near-duplicate lookups.
+        `sketch` (signature, band keys) indexes the item for near-duplicate lookups; `body` is
+        its body fingerprint (computed here when not given).
 
         `matches` are every rule the item matches now; `alerting` the ones that alert (a
         subset): those get `alerted_at` and one outbox row per subscribed chat per story
@@ -218,11 +220,13 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
         """
         now = self.clock()
         with self.transaction() as db:
-            item_id = self._write_item_row(db, now, item, matches, fingerprint, update_id)
+            if body is None:
+                body = body_fingerprint(item.text)
+            item_id = self._write_item_row(db, now, item, matches, fingerprint, update_id, body)
             if item_id is None:
                 return None
             if sketch is not None:
-                self._write_sketch(db, item_id, *sketch)
+                self._write_sketch(db, item_id, *sketch, new=update_id is None)
             alerting_ids = {m.rule_id for m in alerting}
             for match in matches:
                 db.execute(
@@ -251,6 +255,7 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
         matches: Sequence[Match],
         fingerprint: str,
         update_id: int | None,
+        body: str,
     ) -> int | None:
         published = item.published.timestamp() if item.published else None
         values = (
@@ -264,7 +269,7 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
             published,
             item.text,
             json.dumps(sorted({m.rule_id for m in matches})),
-            body_fingerprint(item.text),
+            body,
         )
         if update_id is not None:
             try:

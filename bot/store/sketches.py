@@ -47,9 +47,12 @@ class SketchStore:
         return list(found.values())
 
     @staticmethod
-    def _write_sketch(db: Database, item_id: int, signature: bytes, bands: Sequence[int]) -> None:
-        """Replace the item's sketch (an edited item gets its new text's)."""
-        db.execute("DELETE FROM item_bands WHERE item_id = ?", (item_id,))
+    def _write_sketch(
+        db: Database, item_id: int, signature: bytes, bands: Sequence[int], *, new: bool
+    ) -> None:
+        """Write the item's sketch, replacing an edited item's earlier one."""
+        if not new:
+            db.execute("DELETE FROM item_bands WHERE item_id = ?", (item_id,))
         db.execute(
             "INSERT OR REPLACE INTO item_sketches (item_id, signature) VALUES (?, ?)",
             (item_id, signature),

@@ -53,7 +53,7 @@ def test_wire_copy_with_a_dateline_and_a_sentence_added_is_a_copy() -> None:
 
 def test_different_reports_sharing_a_footer_repeated_in_their_feed_are_not() -> None:
     document = [WIRE + " " + FOOTER, OTHER + " " + FOOTER, "Third story. " + FOOTER]
-    boilerplate = neardup.repeated_sentences(document)
+    boilerplate = neardup.boilerplate(OTHER + " " + FOOTER, document)
     assert not found(OTHER + " " + FOOTER, WIRE + " " + FOOTER, boilerplate)
 
 

@@ -37,6 +37,21 @@ NOT_FOUND_GRACE = 86_400.0  # a feed answering 404 this long is disabled
 # -- the cycle -------------------------------------------------------------------------------
 
 
+def _prints(
+    items: Sequence[Item], prints: Sequence[str], bodies: Sequence[str], extra: Sequence[Item]
+) -> tuple[list[str], list[str]]:
+    """Text and body fingerprints of the document's items, then of the retried `extra` ones
+    (the parser computed the document's already; retried items need theirs)."""
+    if len(prints) != len(items):
+        prints = [text_fingerprint(i.title, i.text) for i in items]
+    if len(bodies) != len(items):
+        bodies = body_fingerprints([i.text for i in items])
+    return (
+        [*prints, *(text_fingerprint(i.title, i.text) for i in extra)],
+        [*bodies, *(body_fingerprint(i.text) for i in extra)],
+    )
+
+
 @dataclass
 class CycleStats:
     """What one cycle did (printed by --once, stored by record_cycle)."""
@@ -162,18 +177,12 @@ class Poller:
         """
         retry = self.articles.retries(feed.name) if self.articles is not None else []
         present = {i.uid for i in items}
-        if len(prints) != len(items):
-            prints = [text_fingerprint(i.title, i.text) for i in items]
         extra = [r for r in retry if r.uid not in present]
+        prints, bodies = _prints(items, prints, bodies, extra)
         items = [*items, *extra]
         if not items:
             return []
-        # the parser computed the feed's fingerprints already; only retried items need theirs
-        prints = [*prints, *(text_fingerprint(i.title, i.text) for i in extra)]
         uids, stories = [i.uid for i in items], [i.story_key for i in items]
-        if len(bodies) != len(items) - len(extra):
-            bodies = body_fingerprints([i.text for i in items[: len(items) - len(extra)]])
-        bodies = [*bodies, *(body_fingerprint(i.text) for i in extra)]
         known = self.store.known_items(feed.name, uids, stories, prints, bodies)
         first_time, refresh = state.last_success is None, {r.uid for r in retry}
         decisions = decide(known, items, first_time, feed.backfill, prints, refresh, bodies)
@@ -219,13 +228,10 @@ class Poller:
         earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
         decision = with_rules(decision, earlier)
         matches = self.rulebook.match(text.item)  # the article's text when there is one
-        # only matched items can alert, so only they are sketched and looked up as copies
-        sketch = (
-            neardup.sketch(item.text, neardup.boilerplate(item.text, document)) if matches else None
-        )
+        sketch = self._sketch(item, document) if matches else None  # only these can alert
         alerting = select_alerts(decision, matches, last_alerts, throttles, now)
-        if alerting and sketch is not None:
-            decision = with_copies(decision, self._copies(sketch, decision))
+        if alerting and sketch is not None and (copies := self._copies(sketch, decision)):
+            decision = with_copies(decision, copies)
             alerting = select_alerts(decision, matches, last_alerts, throttles, now)
         # the row and the alert keep the feed's own text (the article is in `articles`): the
         # snippets already carry the article's sentences, and outbox rows stay small
@@ -250,6 +256,11 @@ class Poller:
         stats.items_changed += decision.reason in ("changed", "moved")
         stats.matched += bool(matches)
         return Alert(item, alerting) if alerting else None
+
+    @staticmethod
+    def _sketch(item: Item, document: Sequence[str]) -> neardup.Sketch | None:
+        """The item's near-duplicate sketch, its document's repeated sentences left out."""
+        return neardup.sketch(item.text, neardup.boilerplate(item.text, document))
 
     def _copies(
         self, sketch: neardup.Sketch, decision: Decision

@@ -69,34 +69,45 @@ def decide(
     if bodies is None:
         bodies = body_fingerprints([e.text for e in entries])
     for position, (entry, fp, body) in enumerate(zip(entries, fingerprints, bodies, strict=True)):
-        if index.link_shared(entry):
-            entry = replace(entry, story_key="text:" + fp)
-        same = index.same_entry(entry, fp, body, present_uids)
-        related = index.related(entry, fp, body, same)
-        stories = frozenset({entry.story_key, "fp:" + fp} | _stories(related))
-        rules = frozenset().union(*(k.rules for k in related))
-        if same is not None and same.content_hash == entry.content_hash and same.uid == entry.uid:
-            if entry.uid not in refresh:
-                unchanged += 1
-                continue
-            reason = "retry"
-        elif same is not None:
-            reason = "changed" if same.uid == entry.uid else "moved"
+        decision = _one(index, entry, fp, body, present_uids, refresh)
+        if decision is None:
+            unchanged += 1
         else:
-            reason = "elsewhere" if related else "new"
-        to_match.append(
-            Decision(
-                item=entry,
-                fingerprint=fp,
-                previous_rules=rules,
-                stories=stories,
-                may_alert=position in alertable,
-                update_id=same.id if same is not None else None,
-                reason=reason,
-                body=body,
-            )
-        )
+            to_match.append(replace(decision, may_alert=position in alertable))
     return Decisions(to_match, unchanged)
+
+
+def _one(
+    index: _Index,
+    entry: Item,
+    fp: str,
+    body: str,
+    present_uids: set[str],
+    refresh: Collection[str],
+) -> Decision | None:
+    """The decision for one entry; None when it is known in exactly this version."""
+    if index.link_shared(entry):
+        entry = replace(entry, story_key="text:" + fp)
+    same = index.same_entry(entry, fp, body, present_uids)
+    related = index.related(entry, fp, body, same)
+    if same is not None and same.content_hash == entry.content_hash and same.uid == entry.uid:
+        if entry.uid not in refresh:
+            return None
+        reason = "retry"
+    elif same is not None:
+        reason = "changed" if same.uid == entry.uid else "moved"
+    else:
+        reason = "elsewhere" if related else "new"
+    return Decision(
+        item=entry,
+        fingerprint=fp,
+        previous_rules=frozenset().union(*(k.rules for k in related)),
+        stories=frozenset({entry.story_key, "fp:" + fp} | _stories(related)),
+        may_alert=True,
+        update_id=same.id if same is not None else None,
+        reason=reason,
+        body=body,
+    )
 
 
 class _Index:

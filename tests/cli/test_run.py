@@ -153,7 +153,12 @@ def test_sigkill_mid_cycle_loses_no_alert_and_repeats_none(
 ) -> None:
     texts = [KURSK, PORT, KURSK.replace("Kursk", "Kursk Oblast")]
     feed_server.route("/fast", body=rss(*texts))
-    feed_server.route("/slow", body=rss(PORT, KURSK, start=10), delay=60)
+    # the slow feed's reports are its own (the same text from two feeds would be one story)
+    slow = [
+        "Russian drones struck the port of Izmail overnight, damaging grain silos.",
+        "Ukrainian troops repelled an assault near Sudzha in the Kursk region on Tuesday.",
+    ]
+    feed_server.route("/slow", body=rss(*slow, start=10), delay=60)
     config = write_config(
         tmp_path, {"fast": feed_server.url("/fast"), "slow": feed_server.url("/slow")}
     )
@@ -168,7 +173,7 @@ def test_sigkill_mid_cycle_loses_no_alert_and_repeats_none(
     wait_for(lambda: len(feed_server.requests_for("/slow")) == 1, first)
     first.kill()  # SIGKILL while the slow feed is still being fetched
     out1, _ = first.communicate(timeout=10)
-    feed_server.route("/slow", body=rss(PORT, KURSK, start=10))
+    feed_server.route("/slow", body=rss(*slow, start=10))
     second = alertbot("run", "--once", "--config", str(config), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     printed = out1 + second.stdout

@@ -143,9 +143,9 @@ def main() -> None:
 
 def _scores(flagged: list[bool], cases: list[tuple[str, list[str], bool]]) -> str:
     hits = sum(1 for f, (_, _, copy) in zip(flagged, cases, strict=True) if f and copy)
-    precision = hits / max(1, sum(flagged))
     recall = hits / max(1, sum(1 for _, _, copy in cases if copy))
-    return f"precision={precision:.3f} recall={recall:.3f}"
+    precision = f"{hits / sum(flagged):.3f}" if any(flagged) else "n/a (nothing flagged)"
+    return f"precision={precision} recall={recall:.3f}"
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Plain text from feed HTML: paragraphs, no markup, entities decoded once more, no soft hyphens.
 
 A single ``<br>`` inside running text is a line break the layout wanted, not the end of a
-sentence: when the line before it does not end a sentence and the next one does not start with
-a capital ("struck<br>the port"), it is a space. Otherwise (a list of lines, "Kursk: …<br>Odesa:
-…"), and for two in a row or a block element, the paragraph ends.
+sentence: when the line before it does not end a sentence and either the next one does not
+start with a capital ("struck<br>the port") or the line before is as long as wrapped text is
+(a CMS breaking lines at a width), it is a space. Otherwise (a list of short lines, "Kursk:
+…<br>Odesa: …"), and for two in a row or a block element, the paragraph ends.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _SKIP = frozenset(
 )
 _CELL = frozenset({"td", "th"})
 _SENTENCE_END = re.compile(r"[.!?…:;]['\"”’»)\]]*\s*$")
+_WRAPPED = 50  # characters: a line this long that ends mid-sentence was wrapped, not listed
 
 
 class _TextExtractor(HTMLParser):
@@ -35,6 +37,8 @@ class _TextExtractor(HTMLParser):
         self._current: list[str] = []
         self._skipping: dict[str, int] = {}
         self._after_br = False  # a <br> came, and no words since
+        self._line_start = 0  # where the current line starts in _current
+        self._last_line = 0  # characters in the line the last <br> ended
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIP:
@@ -66,8 +70,8 @@ class _TextExtractor(HTMLParser):
         words = data.lstrip()
         if self._after_br and words:
             self._after_br = False
-            if words[0].isupper():
-                self.flush()  # the next line starts anew: a list of lines, not running text
+            if words[0].isupper() and self._last_line < _WRAPPED:
+                self.flush()  # a short line, then a capital: a list of lines, not running text
             else:
                 self._current.append(" ")
         self._current.append(data)
@@ -77,6 +81,8 @@ class _TextExtractor(HTMLParser):
             self.flush()  # <br><br>, or a line that ended its sentence: a paragraph ends
         else:
             self._after_br = True  # decided by the next words
+            self._last_line = len("".join(self._current[self._line_start :]).strip())
+            self._line_start = len(self._current)
 
     def flush(self) -> None:
         text = " ".join("".join(self._current).split())
@@ -84,6 +90,7 @@ class _TextExtractor(HTMLParser):
             self.blocks.append(text)
         self._current.clear()
         self._after_br = False
+        self._line_start = 0
 
 
 def html_to_text(html: str) -> str:

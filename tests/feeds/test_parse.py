@@ -221,6 +221,11 @@ def test_billion_laughs_is_not_expanded(sep: str) -> None:
         ("A<br>B<br/>C", "A\n\nB\n\nC"),
         ("Forces struck<br>the port of Izmail.", "Forces struck the port of Izmail."),
         ("It ended.<br>then more", "It ended.\n\nthen more"),
+        ("Kursk: assaults<br>Odesa: strikes", "Kursk: assaults\n\nOdesa: strikes"),
+        (
+            "Russian forces struck port infrastructure in the Danube region of<br>Izmail.",
+            "Russian forces struck port infrastructure in the Danube region of Izmail.",
+        ),
         ("one line<br><br>another", "one line\n\nanother"),
         ("Kur&shy;sk and grandma&amp;#39;s", "Kursk and grandma's"),
         ("<ul><li>x<ol><li>y</li></ol></li><li>z</li></ul>", "x\n\ny\n\nz"),

@@ -277,3 +277,25 @@ async def test_different_reports_sharing_an_outlets_boilerplate_both_alert(env: 
     env.server.route("/b", body=rss(two))  # the same outlet's other feed: one item, no context
     await env.cycle(env.feed("b", "/b", backfill=5))
     assert titles(env.alerts) == ["Kursk positions", "Seym bridge"]
+
+
+# -- 4. the entry's own text is what is matched -------------------------------------------
+
+
+async def test_description_not_the_photo_caption_and_br_inside_a_sentence(env: Env) -> None:
+    body = b"""<?xml version="1.0"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/">
+    <channel><title>T</title>
+    <item><title>Danube</title><link>https://paper.example/1</link>
+      <description>Russian drones struck the port of Izmail overnight, officials said.</description>
+      <media:content url="https://img.example/1.jpg" medium="image">
+        <media:description>Fishermen at dawn on a quiet river.</media:description>
+      </media:content></item>
+    <item><title>Wrapped</title><link>https://paper.example/2</link>
+      <description>Russian forces struck&lt;br&gt;the port of Reni overnight.</description></item>
+    </channel></rss>"""
+    env.server.route("/nyt", body=body)
+    await env.cycle(env.feed("nyt", "/nyt", backfill=5))
+    assert [(a.item.title, [m.rule_id for m in a.matches]) for a in env.alerts] == [
+        ("Danube", ["port-strikes"]),
+        ("Wrapped", ["port-strikes"]),
+    ]

@@ -6,6 +6,7 @@ tests/fixtures/feeds) and runs whole poll cycles against them.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -298,4 +299,30 @@ async def test_description_not_the_photo_caption_and_br_inside_a_sentence(env: E
     assert [(a.item.title, [m.rule_id for m in a.matches]) for a in env.alerts] == [
         ("Danube", ["port-strikes"]),
         ("Wrapped", ["port-strikes"]),
+    ]
+
+
+# -- 5. formats and encodings ------------------------------------------------------------------
+
+
+async def test_json_feed_alerts_like_rss_and_an_undeclared_cp1251_feed_reads(env: Env) -> None:
+    doc = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "JSON desk",
+        "items": [{"id": "j1", "url": "https://json.example/1", "title": "Kursk",
+                   "content_html": f"<p>{K1}</p>"}],
+    }  # fmt: skip
+    env.server.route("/json", body=json.dumps(doc).encode(),
+                     headers={"Content-Type": "application/feed+json"})  # fmt: skip
+    cyrillic = (
+        "<rss version='2.0'><channel><title>Новини</title><item><guid>u1</guid>"
+        "<title>Київ</title><description>Новини дня</description></item></channel></rss>"
+    )
+    env.server.route("/ua", body=cyrillic.encode("cp1251"), headers={"Content-Type": "text/xml"})
+    await env.cycle(env.feed("json", "/json", backfill=5), env.feed("ua", "/ua", backfill=5))
+    assert titles(env.alerts) == ["Kursk"]
+    state = env.store.feed_state("ua")
+    assert state is not None and state.title == "Новини" and state.error_count == 0
+    assert env.store.db.execute("SELECT title FROM items WHERE feed = 'ua'").fetchall() == [
+        ("Київ",)
     ]

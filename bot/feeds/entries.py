@@ -9,9 +9,10 @@ module alone decides their identities, so every format follows the same rules:
   ``uid#<12 hex>`` of the first thing that tells them apart: the link with its #anchor, the
   enclosure, the date, the title, the text.
 - story_key: `normalize_link(link)` (scheme, tracking and #anchor ignored), unless other
-  stories in the document share that link: then the link with its #anchor when that tells
-  them apart (a daily page with one anchor per entry), else the enclosure, else ``text:`` +
-  `text_fingerprint(title, text)`. No link: ``text:`` + the fingerprint.
+  stories (or entries with other guids) in the document share that link: then the link with
+  its #anchor when that tells them apart (a daily page with one anchor per entry), else the
+  enclosure, else ``text:`` + `text_fingerprint(title, text)`. No link: ``text:`` + the
+  fingerprint.
 - An entry listed twice (same uid, same link, same story by `same_story`) is kept once; a
   guid or link shared by entries telling different stories never makes them one.
 """
@@ -132,8 +133,12 @@ def _distinct(
 
 
 def _one_story(group: Sequence[RawEntry], by_link: bool) -> bool:
-    """Whether a group sharing a value is one story (for uids, also under one link)."""
+    """Whether a group sharing a value is one story: for uids, under one link; for links,
+    under one guid (entries the publisher gave different guids are different entries, however
+    alike their text: "Episode 12: … Kursk" and "Episode 13: … Kursk")."""
     first = group[0]
     if by_link and len({_LINK_ANCHOR(e) for e in group}) > 1:
+        return False
+    if not by_link and len({e.guid for e in group}) > 1:
         return False
     return all(same_story(first.title, first.text, e.title, e.text) for e in group[1:])

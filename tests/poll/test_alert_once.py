@@ -326,3 +326,20 @@ async def test_json_feed_alerts_like_rss_and_an_undeclared_cp1251_feed_reads(env
     assert env.store.db.execute("SELECT title FROM items WHERE feed = 'ua'").fetchall() == [
         ("Київ",)
     ]
+
+
+async def test_podcast_episodes_with_templated_blurbs_under_one_link_each_alert(env: Env) -> None:
+    show = "https://pod.example/show"
+
+    def episode(n: int) -> dict[str, str]:
+        text = f"In episode {n}, Russian forces and the fighting in the Kursk region."
+        return {"title": f"Episode {n}", "link": show, "guid": f"ep-{n}", "description": text}
+
+    feed = env.feed("pod", "/pod", backfill=5)
+    env.server.route("/pod", body=rss(episode(1)))
+    await env.cycle(feed)
+    env.server.route("/pod", body=rss(episode(2), episode(1)))
+    await env.cycle(feed)
+    env.server.route("/pod", body=rss(episode(3), episode(2), episode(1)))
+    await env.cycle(feed)
+    assert titles(env.alerts) == ["Episode 1", "Episode 2", "Episode 3"]

@@ -228,21 +228,17 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
             if sketch is not None:
                 self._write_sketch(db, item_id, *sketch, new=update_id is None)
             alerting_ids = {m.rule_id for m in alerting}
-            for match in matches:
-                db.execute(
-                    "INSERT INTO matches (item_id, rule_id, story_key, snippets, matched_at, "
-                    "alerted_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, rule_id) DO "
-                    "UPDATE SET snippets = excluded.snippets, alerted_at = "
-                    "coalesce(excluded.alerted_at, matches.alerted_at)",
-                    (
-                        item_id,
-                        match.rule_id,
-                        item.story_key,
-                        json.dumps(match_to_json(match)),
-                        now,
-                        now if match.rule_id in alerting_ids else None,
-                    ),
-                )
+            db.conn.executemany(
+                "INSERT INTO matches (item_id, rule_id, story_key, snippets, matched_at, "
+                "alerted_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, rule_id) DO "
+                "UPDATE SET snippets = excluded.snippets, alerted_at = "
+                "coalesce(excluded.alerted_at, matches.alerted_at)",
+                [
+                    (item_id, m.rule_id, item.story_key, json.dumps(match_to_json(m)), now,
+                     now if m.rule_id in alerting_ids else None)
+                    for m in matches
+                ],
+            )  # fmt: skip
             if alerting and enqueue:
                 self._enqueue(db, now, item_id, item, alerting)
             return item_id

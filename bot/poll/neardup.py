@@ -43,7 +43,7 @@ import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from bot.identity import words
@@ -53,21 +53,30 @@ if TYPE_CHECKING:
 
 THRESHOLD = 0.5
 NUM_PERM = 64
-SHINGLE = 4
+SHINGLE = 4  # words per run (shingles() builds runs of four)
 MIN_SHINGLES = 12
 MAX_WORDS = 200  # a report's first 200 own words name it; longer bodies cost more, not better
 BANDS, ROWS = 14, 4  # datasketch's MinHashLSH(threshold=0.5, num_perm=64) picks these
 SEED = 1
 
 _SENTENCES = re.compile(r"[^.!?…\n]*[.!?…]+|[^.!?…\n]+")  # findall: 8x a lookbehind split
-_BOILERPLATE = re.compile(
-    r"^\W*(read (more|the full|on)|continue reading|click here|sign up|subscribe|"
+# anchored, so a sentence that does not start like one fails at once
+_BOILERPLATE_START = re.compile(
+    r"\W*(read (more|the full|on)|continue reading|click here|sign up|subscribe|"
     r"follow us|share (this|on)|related:|see also|more:|advertisement|copyright|©|"
     r"the post .* appeared first on|get (our|the) .*newsletter|this (article|story) "
-    r"(was|is) (originally )?(published|produced|first))"
-    r"|all rights reserved|newsletter|appeared first on",
+    r"(was|is) (originally )?(published|produced|first))",
     re.IGNORECASE,
 )
+_BOILERPLATE_ANYWHERE = ("all rights reserved", "newsletter", "appeared first on")
+
+
+def is_boilerplate(sentence: str) -> bool:
+    """A sentence that is boilerplate wherever it appears ("Read more …", "© …")."""
+    if _BOILERPLATE_START.match(sentence):
+        return True
+    folded = sentence.lower()
+    return any(phrase in folded for phrase in _BOILERPLATE_ANYWHERE)
 
 
 @dataclass(frozen=True)
@@ -91,24 +100,35 @@ SIBLINGS = 4  # an outlet's footer is under every entry: a few of them show it
 def boilerplate(text: str, document: Sequence[str]) -> frozenset[str]:
     """The sentences of `text` that other entries of its feed document (`document`: their
     bodies, this one's included or not) repeat: a footer, a pitch, a "Read more" line."""
-    mine = set(sentences(text))
+    mine = set(sentences(_lead(text)))
     siblings = [other for other in document if other != text][:SIBLINGS]
     found: set[str] = set()
-    for other in siblings:
-        found |= mine.intersection(sentences(other))
+    for other in siblings:  # the same few siblings serve every entry of a document: cached
+        found |= mine.intersection(_sentence_set(other))
     return frozenset(found)
+
+
+@lru_cache(maxsize=64)
+def _sentence_set(text: str) -> frozenset[str]:
+    return frozenset(sentences(text))
+
+
+def _lead(text: str) -> str:
+    """The start of the text that can hold MAX_WORDS own words (with room for boilerplate)."""
+    return text[: MAX_WORDS * 16]
 
 
 def own_words(text: str, boilerplate: frozenset[str] = frozenset()) -> list[str]:
     """The body's words without its boilerplate sentences."""
-    kept = [s for s in sentences(text) if s not in boilerplate and not _BOILERPLATE.search(s)]
+    kept = [s for s in sentences(_lead(text)) if s not in boilerplate and not is_boilerplate(s)]
     return words(" ".join(kept))
 
 
 def shingles(text: str, boilerplate: frozenset[str] = frozenset()) -> frozenset[bytes]:
     """The 4-word runs of the body's first MAX_WORDS own words."""
     ws = own_words(text, boilerplate)[:MAX_WORDS]
-    return frozenset(" ".join(ws[i : i + SHINGLE]).encode() for i in range(len(ws) - SHINGLE + 1))
+    runs = zip(ws, ws[1:], ws[2:], ws[3:], strict=False)  # the later ones end sooner
+    return frozenset(f"{a} {b} {c} {d}".encode() for a, b, c, d in runs)
 
 
 def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | None:

@@ -240,7 +240,7 @@ class Poller:
             matches,
             alerting,
             fingerprint=decision.fingerprint,
-            body=decision.body,
+            body=decision.body if matches else "",  # unmatched items never alert again
             update_id=decision.update_id,
             enqueue=self.enqueue,
             sketch=(sketch.signature, sketch.bands) if sketch is not None else None,

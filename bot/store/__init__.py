@@ -165,7 +165,8 @@ class Store(FeedStore, ChatStore, ArticleStore, SketchStore):
             ("feed = ? AND uid", [feed], uids),
             ("story_key", [], story_keys),
             ("fingerprint", [], fingerprints),
-            ("body_fingerprint", [], bodies),
+            # the condition lets SQLite use the partial index (it holds matched items only)
+            ("body_fingerprint != '' AND body_fingerprint", [], bodies),
         ]
         for column, prefix, values in lookups:
             values = sorted({v for v in values if v})

@@ -87,7 +87,8 @@ def _v3_identity_and_health(db: Database) -> None:
     db.execute("CREATE INDEX item_bands_item ON item_bands (item_id)")
     # the body's words alone: a story whose headline, link and guid all changed at once
     db.execute("ALTER TABLE items ADD COLUMN body_fingerprint TEXT NOT NULL DEFAULT ''")
-    db.execute("CREATE INDEX items_body ON items (body_fingerprint)")
+    # kept for matched items only (the others can never alert again), so the index stays small
+    db.execute("CREATE INDEX items_body ON items (body_fingerprint) WHERE body_fingerprint != ''")
     # health: a throttled feed (429/503 with Retry-After) and its full-text failures, apart
     # from last_error, which stays the feed's own fetch or parse error
     # story keys from links are now blind to the scheme and to more tracking parameters: bring

@@ -90,3 +90,6 @@ class KnownItem:
     content_hash: str
     fingerprint: str
     rules: frozenset[str]  # rules this version matched
+    title: str | None = None  # None once pruned: then its identifiers are trusted as they are
+    text: str | None = None
+    body: str = ""  # body_fingerprint of its text ("" for short bodies)

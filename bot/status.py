@@ -31,6 +31,11 @@ class FeedHealth(Protocol):
     last_error_at: float | None
     next_fetch: float | None
     disabled: bool
+    throttled_until: float | None
+    throttle_reason: str | None
+    fulltext_failures: int
+    fulltext_error: str | None
+    fulltext_error_at: float | None
     items: int
 
 
@@ -162,22 +167,38 @@ def _cycle_line(cycle: dict[str, Any] | None, now: float) -> str:
 
 
 def _feeds_summary(feeds: list[FeedFacts]) -> str:
-    failing = sum(1 for f in feeds if f.state and f.state.error_count and not f.state.disabled)
+    states = [f.state for f in feeds if f.state is not None]
+    failing = sum(1 for s in states if s.error_count and not s.disabled)
     disabled = sum(1 for f in feeds if not f.enabled or (f.state and f.state.disabled))
-    return f"feeds: {len(feeds)}, failing {failing}, disabled {disabled}"
+    throttled = sum(1 for s in states if s.throttled_until and not s.disabled)
+    fulltext = sum(1 for s in states if s.fulltext_failures)
+    extra = f", throttled {throttled}" if throttled else ""
+    extra += f", with full-text failures {fulltext}" if fulltext else ""
+    return f"feeds: {len(feeds)}, failing {failing}, disabled {disabled}{extra}"
+
+
+def _state_word(state: FeedHealth) -> str:
+    if state.disabled:
+        return "disabled"
+    if state.error_count:
+        return "failing"
+    return "throttled" if state.throttled_until else "ok"
 
 
 def feed_health(feed: FeedFacts, now: float) -> str:
-    """One feed's health in a line: state, last success, next fetch, items seen."""
+    """One feed's health in a line: state, last success, next fetch, full text, items seen."""
     state = feed.state
     if not feed.enabled:
         return "disabled in the configuration"
     if state is None or state.last_fetch is None:
         return "not fetched yet" + _next_fetch_part(state, now)
-    if state.disabled:
+    word = _state_word(state)
+    if word == "disabled":
         parts = [f"disabled: {state.last_error or 'gone'}"]
-    elif state.error_count:
+    elif word == "failing":
         parts = [f"failing ({state.error_count} errors in a row, last: {state.last_error})"]
+    elif word == "throttled":
+        parts = [f"throttled: {state.throttle_reason or 'asked to wait'}"]
     else:
         parts = ["ok"]
     if state.last_success:
@@ -186,6 +207,12 @@ def feed_health(feed: FeedFacts, now: float) -> str:
         parts.append("never fetched successfully")
     if state.next_fetch and not state.disabled:
         parts.append(f"next fetch in {approximate(max(0.0, state.next_fetch - now))}")
+    if state.fulltext_failures:
+        parts.append(
+            f"full text failed {state.fulltext_failures}x (last "
+            f"{approximate(max(0.0, now - (state.fulltext_error_at or now)))} ago: "
+            f"{state.fulltext_error})"
+        )
     parts.append(f"{state.items} item{'' if state.items == 1 else 's'} seen")
     return ", ".join(parts)
 
@@ -214,14 +241,25 @@ def feed_lines(facts: StatusFacts, markup: Markup = PLAIN) -> list[str]:
 
 
 def _feed_details(state: FeedHealth, now: float) -> list[tuple[str, str]]:
-    status = "disabled" if state.disabled else "failing" if state.error_count else "ok"
+    status = _state_word(state)
     details = [("status", status), ("last success", _when(state.last_success, now))]
+    if status == "throttled":
+        reason = state.throttle_reason or "asked to wait"
+        details.append(("throttled", f"{reason}, until {_when(state.throttled_until, now, True)}"))
     if state.error_count or state.disabled:
         details.append(("consecutive errors", str(state.error_count)))
         if state.last_error:
             details.append(
                 ("last error", f"{state.last_error} ({_when(state.last_error_at, now)})")
             )
+    if state.fulltext_failures:
+        details.append(("full-text failures", str(state.fulltext_failures)))
+        details.append(
+            (
+                "last full-text failure",
+                f"{state.fulltext_error} ({_when(state.fulltext_error_at, now)})",
+            )
+        )
     next_fetch = "never (disabled)" if state.disabled else _when(state.next_fetch, now, True)
     details += [("next fetch", next_fetch), ("items seen", str(state.items))]
     return details

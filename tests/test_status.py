@@ -59,3 +59,22 @@ def test_a_feed_never_fetched_says_when_it_will_be(store: Store) -> None:
         "  status: not fetched yet",
         "  next fetch: at the next poll cycle",
     ]
+
+
+def test_throttled_feed_and_full_text_failures_in_both_renderings(store: Store) -> None:
+    feeds = [Feed("busy", "http://127.0.0.1:9/a"), Feed("teasers", "http://127.0.0.1:9/b")]
+    store.sync_feeds(feeds)
+    store.record_throttle("busy", "HTTP 429 <Too Many> (asked to wait 3600s)", until=NOW + 3600)
+    store.record_fetch("teasers", next_fetch=NOW + 600)
+    store.record_fulltext_failures("teasers", "full text: article <x>: answered 500", 3)
+    facts = status.gather(store, NOW, feeds)
+    plain = status.status_lines(facts)
+    assert "feeds: 2, failing 0, disabled 0, throttled 1, with full-text failures 1" in plain
+    [busy] = [line for line in plain if line.startswith("  busy:")]
+    assert busy.startswith("  busy: throttled: HTTP 429 <Too Many>") and " ok" not in busy
+    details = "\n".join(status.feed_lines(facts))
+    assert "status: throttled" in details and "throttled: HTTP 429 <Too Many>" in details
+    assert "full-text failures: 3" in details and "answered 500" in details
+    rich = "\n".join(status.feed_lines(facts, status.HTML))
+    assert "&lt;Too Many&gt;" in rich and "article &lt;x&gt;" in rich
+    assert as_plain(status.feed_lines(facts, status.HTML))[1:] == status.feed_lines(facts)

@@ -1,14 +1,14 @@
-"""Feed bytes → Items: feedparser, stable uids, story keys, plain text from HTML.
+"""Feed bytes → Items: feedparser (RSS, Atom, RDF) or JSON Feed, plain text, identities.
 
 `parse_feed` is CPU-bound and synchronous: callers on the event loop run it as
 ``await asyncio.to_thread(parse_feed, body, headers, name, url)``.
 
-Identity rules:
-- uid: the entry's guid/id, else its link, else ``sha256:`` of title, date and text. When one
-  document repeats a guid for entries with *different* links (or, without links, different
-  text), each later one gets ``guid#<12 hex of sha256(link)>``, so two stories never collapse
-  into one; a repeat with the same link is the same entry listed twice and is dropped.
-- story_key: `normalize_link(link)`, else ``text:`` + `text_fingerprint(title, text)`.
+Identity rules (uids, story keys, entries listed twice) live in bot/feeds/entries.py, shared
+by every format. Text: the entry's own body (content:encoded or Atom content, else its
+description or summary); feedparser would file a media caption (`media:description`) or a
+podcast blurb (`itunes:summary`) as the body, so those are set aside here and used only when
+an entry has nothing else. A body with no declared encoding that is not UTF-8 is decoded with
+the encoding chardet detects (feedparser would fall back to windows-1252).
 
 A body that is not a feed at all (an HTML page, JSON, garbage, nothing) gives a ParsedFeed with
 no items whose `problem` says so; a malformed feed still yields its entries, with `bozo` set.
@@ -18,31 +18,51 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from xml.sax import SAXParseException
 
 import feedparser
+from feedparser.namespaces import itunes, mediarss
 
-from bot.identity import normalize_link, sha256_hex, text_fingerprint
+from bot.feeds.encoding import declare_utf8
+from bot.feeds.entries import RawEntry, to_items
+from bot.feeds.htmltext import html_to_text, to_text
+from bot.feeds.jsonfeed import looks_like_json, parse_json_feed
+from bot.identity import body_fingerprints, clean_text
 from bot.models import Item
 from bot.rules.text import strip_invisible
 
-_BLOCK = frozenset(
-    "p div br li ul ol dl dt dd h1 h2 h3 h4 h5 h6 blockquote pre table tr hr section article "
-    "header footer aside main figure figcaption address details summary".split()
-)
-# never words of the report; all of these have a required end tag, so skipping is balanced
-_SKIP = frozenset(
-    "script style iframe form nav noscript template svg math object button select textarea "
-    "title audio video canvas".split()
-)
-_CELL = frozenset({"td", "th"})
+__all__ = ["ParsedFeed", "html_to_text", "parse_feed"]
+
 _INTERNAL_DTD = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL)
 _FIRST_ELEMENT = re.compile(rb"<[A-Za-z]")
+_HTML_TAG = re.compile(
+    rb"<(?:html|head|body|title|meta|h[1-6]|p|div|br|center|hr|table|pre|a\s)[\s>/]", re.I
+)
+_SECONDARY = ("media_description", "itunes_summary")  # feedparser keys, set aside below
+
+
+def _set_aside(key: str) -> tuple[Any, Any]:
+    def start(self: Any, attrs_d: dict[str, str]) -> None:
+        self.push_content(key, attrs_d, "text/plain", 1)
+
+    def end(self: Any) -> None:
+        self.pop_content(key)
+
+    return start, end
+
+
+# feedparser files these as the entry's summary or content (whichever is free), so a photo
+# caption would win over the description; give them keys of their own instead
+mediarss.Namespace._start_media_description, mediarss.Namespace._end_media_description = _set_aside(
+    "media_description"
+)
+itunes.Namespace._start_itunes_summary, itunes.Namespace._end_itunes_summary = _set_aside(
+    "itunes_summary"
+)
 
 
 @dataclass
@@ -52,7 +72,12 @@ class ParsedFeed:
     title: str
     items: list[Item] = field(default_factory=list)
     bozo: str | None = None  # why the document is malformed; entries may still have been read
-    version: str = ""  # feedparser's name for the format (rss20, atom10 …); "" when not a feed
+    version: str = ""  # the format (rss20, atom10, rss10, jsonfeed11 …); "" when not a feed
+    bodies: list[str] = field(default_factory=list)  # body_fingerprints of the items
+
+    def __post_init__(self) -> None:
+        if len(self.bodies) != len(self.items):  # computed here, in the parser's process
+            self.bodies = body_fingerprints([item.text for item in self.items])
 
     @property
     def problem(self) -> str | None:
@@ -65,12 +90,18 @@ class ParsedFeed:
 def parse_feed(body: bytes, headers: dict[str, str], feed_name: str, url: str) -> ParsedFeed:
     """Parse one downloaded document into Items (see the module docstring for the rules)."""
     response_headers = {k.lower(): v for k, v in headers.items()}
+    if looks_like_json(body):
+        title, version, raw, problem = parse_json_feed(body, url)
+        if not version:
+            problem = _not_a_feed(body, response_headers, problem)
+        return ParsedFeed(title, to_items(raw, feed_name), problem, version)
     # with a base, feedparser also "resolves" guids like "item-7" into URLs: uids would change
     # whenever the feed moves, so relative links are joined to `url` here instead
     response_headers.pop("content-location", None)
+    readable, as_utf8 = declare_utf8(_defuse(body), response_headers)
     parsed = feedparser.parse(
-        io.BytesIO(_defuse(body)),
-        response_headers=response_headers,
+        io.BytesIO(readable),
+        response_headers=as_utf8,
         sanitize_html=False,  # html_to_text keeps only text, and is cheaper than sanitising
         resolve_relative_uris=False,
     )
@@ -79,13 +110,11 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_name: str, url: str) -
     exc = parsed.get("bozo_exception")
     bozo = f"malformed feed: {_describe(exc)}" if parsed.get("bozo") and exc else None
     if not version and not entries:
-        bozo = _not_a_feed(body, response_headers, exc)
+        bozo = _not_a_feed(body, response_headers, _describe(exc) if exc else None)
     feed = parsed.get("feed") or {}
+    raw = [_raw_entry(entry, url) for entry in entries]
     return ParsedFeed(
-        title=_title(feed),
-        items=_items(entries, feed_name, url),
-        bozo=bozo,
-        version=version,
+        title=_title(feed), items=to_items(raw, feed_name), bozo=bozo, version=version
     )
 
 
@@ -98,17 +127,17 @@ def _defuse(body: bytes) -> bytes:
     return _INTERNAL_DTD.sub(b"", prolog, count=1) + body[len(prolog) :]
 
 
-def _not_a_feed(body: bytes, headers: dict[str, str], exc: object) -> str:
-    start = body[:512].lstrip().lower()
+def _not_a_feed(body: bytes, headers: dict[str, str], why: str | None) -> str:
+    start = body[:2048].lstrip().lower()
+    content_type = headers.get("content-type", "none")
     if not start:
         what = "an empty body"
-    elif b"<html" in start or b"<!doctype html" in start:
+    elif _HTML_TAG.search(start) or b"<!doctype html" in start or "html" in content_type:
         what = "an HTML page (a home, error or login page?); check the feed's address"
     elif start.startswith((b"{", b"[")):
-        what = "JSON, not RSS or Atom"
+        what = "JSON, not RSS, Atom or JSON Feed"
     else:
-        what = f"something unreadable ({_describe(exc) if exc else 'no RSS or Atom element'})"
-    content_type = headers.get("content-type", "none")
+        what = f"something unreadable ({why or 'no RSS or Atom element'})"
     return f"not a feed: the server sent {what} (content-type: {content_type})"
 
 
@@ -119,50 +148,25 @@ def _describe(exc: object) -> str:
     return str(exc) or "unreadable"
 
 
-def _items(entries: list[Any], feed_name: str, url: str) -> list[Item]:
-    items: list[Item] = []
-    seen: dict[str, set[str]] = {}  # uid → the links (or texts) already given that uid
-    for entry in entries:
-        item = entry_to_item(entry, feed_name, url)
-        mark = item.link or item.content_hash
-        if item.uid not in seen:
-            seen[item.uid] = {mark}
-        elif mark in seen[item.uid]:
-            continue  # the same entry listed twice
-        else:
-            seen[item.uid].add(mark)
-            item = replace(item, uid=f"{item.uid}#{sha256_hex(mark)[:12]}")
-        items.append(item)
-    return items
-
-
-def entry_to_item(entry: Any, feed_name: str, url: str) -> Item:
-    """One feedparser entry as an Item (uid before de-duplication within the document)."""
-    title = _title(entry)
-    link = _absolute(entry.get("link") or "", url)
-    text = strip_invisible(_richest_text(entry))  # bidi overrides, zero-width spaces: not shown
-    date = entry.get("published") or entry.get("updated") or ""
-    uid = (entry.get("id") or "").strip() or link
-    if not uid:
-        uid = "sha256:" + sha256_hex(f"{title}\n{date}\n{text}")
-    story_key = normalize_link(link) if link else "text:" + text_fingerprint(title, text)
-    return Item(
-        feed=feed_name,
-        uid=uid,
-        story_key=story_key,
-        title=title,
-        link=link,
+def _raw_entry(entry: Any, url: str) -> RawEntry:
+    """One feedparser entry, its text chosen and made plain (identities come later)."""
+    enclosures = [link.get("href") or "" for link in entry.get("links") or []
+                  if link.get("rel") == "enclosure"]  # fmt: skip
+    return RawEntry(
+        guid=clean_text((entry.get("id") or "").strip()),
+        link=_absolute(entry.get("link") or "", url),
+        title=_title(entry),
+        text=strip_invisible(_own_text(entry)),  # bidi overrides, zero-width spaces
+        date=entry.get("published") or entry.get("updated") or "",
         published=_published(entry),
-        text=text,
-        content_hash=sha256_hex(f"{title}\n{text}"),
+        enclosure=_absolute(enclosures[0], url) if enclosures else "",
     )
 
 
 def _title(node: Any) -> str:
     title = node.get("title") or ""
     kind = (node.get("title_detail") or {}).get("type", "")
-    if "html" in kind:
-        title = html_to_text(title)
+    title = html_to_text(title) if "html" in kind else clean_text(title)
     return " ".join(strip_invisible(title).split())
 
 
@@ -171,21 +175,18 @@ def _absolute(link: str, base: str) -> str:
     return link if urlsplit(link).scheme.lower() in ("http", "https") else ""
 
 
-def _richest_text(entry: Any) -> str:
-    """Plain text of content, else summary (RSS description is feedparser's summary)."""
+def _own_text(entry: Any) -> str:
+    """The entry's own body: content (content:encoded, Atom content), else its description or
+    summary; a media caption or a podcast blurb only when the entry has nothing else."""
     candidates = [c for c in entry.get("content") or [] if (c.get("value") or "").strip()]
     if candidates:
         best = max(candidates, key=lambda c: len(c.get("value") or ""))
-        return _to_text(best.get("value") or "", best.get("type", "text/html"))
-    detail = entry.get("summary_detail") or {}
-    return _to_text(entry.get("summary") or "", detail.get("type", "text/html"))
-
-
-def _to_text(value: str, kind: str) -> str:
-    if "html" in kind:
-        return html_to_text(value)
-    blocks = (" ".join(block.split()) for block in re.split(r"\n\s*\n", value))
-    return "\n\n".join(block for block in blocks if block)
+        return to_text(best.get("value") or "", best.get("type", "text/html"))
+    for key in ("summary", *_SECONDARY):
+        if (entry.get(key) or "").strip():
+            detail = entry.get(f"{key}_detail") or {}
+            return to_text(entry[key], detail.get("type", "text/html"))
+    return ""
 
 
 def _published(entry: Any) -> datetime | None:
@@ -199,54 +200,3 @@ def _published(entry: Any) -> datetime | None:
             except (TypeError, ValueError, OverflowError):
                 continue
     return None
-
-
-class _TextExtractor(HTMLParser):
-    """Collects text blocks; block tags end a paragraph, skipped tags drop their content."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.blocks: list[str] = []
-        self._current: list[str] = []
-        self._skipping: dict[str, int] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            self._skipping[tag] = self._skipping.get(tag, 0) + 1
-        elif tag in _BLOCK:
-            self.flush()
-        elif tag in _CELL:
-            self._current.append(" ")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK:  # <br/>, <hr/>; a self-closed <iframe/> has nothing to skip
-            self.flush()
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._skipping.get(tag):
-            self._skipping[tag] -= 1
-        elif tag in _BLOCK:
-            self.flush()
-        elif tag in _CELL:
-            self._current.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not any(self._skipping.values()):
-            self._current.append(data)
-
-    def flush(self) -> None:
-        text = " ".join("".join(self._current).split())
-        if text:
-            self.blocks.append(text)
-        self._current.clear()
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of an HTML fragment or page: paragraphs separated by "\\n\\n", no markup."""
-    if "<" not in html and "&" not in html:
-        return _to_text(html, "text/plain")
-    extractor = _TextExtractor()
-    extractor.feed(html)
-    extractor.close()
-    extractor.flush()
-    return "\n\n".join(extractor.blocks)

@@ -20,12 +20,14 @@ from bot.errors import FeedError, FeedGone, FeedThrottled, StoreError, StoreUnwr
 from bot.feeds.fetch import Fetcher, FetchResult, backoff_delay
 from bot.feeds.parse import ParsedFeed
 from bot.feeds.parsepool import ParsePool, parse_job
-from bot.identity import text_fingerprint
+from bot.identity import body_fingerprint, body_fingerprints, text_fingerprint
 from bot.models import Alert, Feed, Item
+from bot.poll import neardup
 from bot.poll.articles import ArticleSource, FullText
-from bot.poll.decide import Decision, decide, select_alerts, with_rules
+from bot.poll.decide import Decision, decide, select_alerts, with_copies, with_rules
 from bot.rules.matcher import Rulebook
 from bot.store import FeedState, Store
+from bot.store.schema import item_rules
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,21 @@ NOT_FOUND_GRACE = 86_400.0  # a feed answering 404 this long is disabled
 
 
 # -- the cycle -------------------------------------------------------------------------------
+
+
+def _prints(
+    items: Sequence[Item], prints: Sequence[str], bodies: Sequence[str], extra: Sequence[Item]
+) -> tuple[list[str], list[str]]:
+    """Text and body fingerprints of the document's items, then of the retried `extra` ones
+    (the parser computed the document's already; retried items need theirs)."""
+    if len(prints) != len(items):
+        prints = [text_fingerprint(i.title, i.text) for i in items]
+    if len(bodies) != len(items):
+        bodies = body_fingerprints([i.text for i in items])
+    return (
+        [*prints, *(text_fingerprint(i.title, i.text) for i in extra)],
+        [*bodies, *(body_fingerprint(i.text) for i in extra)],
+    )
 
 
 @dataclass
@@ -127,7 +144,7 @@ class Poller:
                 raise FeedError(parsed.problem)
             if parsed.bozo:
                 log.info("feed %s is malformed but readable: %s", feed.name, parsed.bozo)
-            problems = await self._process(feed, state, parsed.items, stats, prints)
+            problems = await self._process(feed, state, parsed.items, stats, prints, parsed.bodies)
             stats.fetched += 1
             self._succeeded(feed, result, body_hash, parsed.title or state.title)
             self._articles_failed(feed, problems)
@@ -155,6 +172,7 @@ class Poller:
         items: Sequence[Item],
         stats: CycleStats,
         prints: Sequence[str] = (),
+        bodies: Sequence[str] = (),
     ) -> list[str]:
         """Decide, fetch teasers' articles, match and record; returns full-text failures.
 
@@ -165,24 +183,22 @@ class Poller:
         """
         retry = self.articles.retries(feed.name) if self.articles is not None else []
         present = {i.uid for i in items}
-        if len(prints) != len(items):
-            prints = [text_fingerprint(i.title, i.text) for i in items]
         extra = [r for r in retry if r.uid not in present]
+        prints, bodies = _prints(items, prints, bodies, extra)
         items = [*items, *extra]
         if not items:
             return []
-        # the parser computed the feed's fingerprints already; only retried items need theirs
-        prints = [*prints, *(text_fingerprint(i.title, i.text) for i in extra)]
         uids, stories = [i.uid for i in items], [i.story_key for i in items]
-        known = self.store.known_items(feed.name, uids, stories, prints)
+        known = self.store.known_items(feed.name, uids, stories, prints, bodies)
         first_time, refresh = state.last_success is None, {r.uid for r in retry}
-        decisions = decide(known, items, first_time, feed.backfill, prints, refresh)
+        decisions = decide(known, items, first_time, feed.backfill, prints, refresh, bodies)
         texts = await self._full_texts(feed, decisions.to_match)
         last_alerts = self.store.story_alerts({s for d in decisions.to_match for s in d.stories})
         throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}
+        document = [i.text for i in items]  # its siblings show an outlet's footer
         with self.store.transaction():
             alerts = [
-                self._record(d, text, last_alerts, throttles, stats)
+                self._record(d, text, last_alerts, throttles, stats, document)
                 for d, text in zip(decisions.to_match, texts, strict=True)
             ]
         for alert in filter(None, alerts):
@@ -208,6 +224,7 @@ class Poller:
         last_alerts: dict[tuple[str, str], float],
         throttles: Mapping[str, float],
         stats: CycleStats,
+        document: Sequence[str] = (),
     ) -> Alert | None:
         item, now = decision.item, self.clock()
         if decision.reason == "retry" and self.articles is not None:
@@ -217,7 +234,11 @@ class Poller:
         earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
         decision = with_rules(decision, earlier)
         matches = self.rulebook.match(text.item)  # the article's text when there is one
+        sketch = self._sketch(item, document) if matches else None  # only these can alert
         alerting = select_alerts(decision, matches, last_alerts, throttles, now)
+        if alerting and sketch is not None and (copies := self._copies(sketch, decision)):
+            decision = with_copies(decision, copies)
+            alerting = select_alerts(decision, matches, last_alerts, throttles, now)
         # the row and the alert keep the feed's own text (the article is in `articles`): the
         # snippets already carry the article's sentences, and outbox rows stay small
         row = self.store.record_item(
@@ -225,8 +246,10 @@ class Poller:
             matches,
             alerting,
             fingerprint=decision.fingerprint,
+            body=decision.body if matches else "",  # unmatched items never alert again
             update_id=decision.update_id,
             enqueue=self.enqueue,
+            sketch=(sketch.signature, sketch.bands) if sketch is not None else None,
         )
         if row is None:
             return None  # this very version was recorded meanwhile
@@ -239,6 +262,23 @@ class Poller:
         stats.items_changed += decision.reason in ("changed", "moved")
         stats.matched += bool(matches)
         return Alert(item, alerting) if alerting else None
+
+    @staticmethod
+    def _sketch(item: Item, document: Sequence[str]) -> neardup.Sketch | None:
+        """The item's near-duplicate sketch, its document's repeated sentences left out."""
+        return neardup.sketch(item.text, neardup.boilerplate(item.text, document))
+
+    def _copies(
+        self, sketch: neardup.Sketch, decision: Decision
+    ) -> list[tuple[str, frozenset[str]]]:
+        """(story key, rules) of stored near-duplicates of this report (this row aside)."""
+        rows = [r for r in self.store.sketch_candidates(sketch.bands)
+                if r.item_id != decision.update_id]  # fmt: skip
+        same = set(neardup.copies(sketch, [(r.item_id, r.signature, r.text) for r in rows]))
+        found = [(r.story_key, item_rules(r.rules)) for r in rows if r.item_id in same]
+        if found:
+            log.info("%s is a copy of %d stored report(s)", decision.item.title, len(found))
+        return found
 
     # -- feed bookkeeping ------------------------------------------------------------------
 
@@ -255,24 +295,19 @@ class Poller:
         )
 
     def _articles_failed(self, feed: Feed, problems: Sequence[str]) -> None:
-        """Noted on the feed's health without counting as a feed error (no backoff)."""
+        """Counted on the feed apart from its own errors (no backoff: the feed itself is fine)."""
         if not problems:
             return
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         message = f"full text: {problems[0]}{more}"
         log.warning("feed %s: %s", feed.name, message, extra={"feed": feed.name})
-        self.store.record_feed_error(
-            feed.name, message, next_fetch=self.clock() + feed.interval, count=False
-        )
+        self.store.record_fulltext_failures(feed.name, message, len(problems))
 
     def _throttled(self, feed: Feed, exc: FeedThrottled, stats: CycleStats) -> None:
         message = f"{exc} (asked to wait {exc.retry_after:.0f}s)"
         log.warning("feed %s throttled: %s", feed.name, message, extra={"feed": feed.name})
         stats.errors[feed.name] = message
-        self.store.record_feed_error(
-            feed.name, message, next_fetch=self.clock() + exc.retry_after, status=exc.status,
-            count=False,
-        )  # fmt: skip
+        self.store.record_throttle(feed.name, message, until=self.clock() + exc.retry_after)
 
     def _disable(self, feed: Feed, message: str, stats: CycleStats) -> None:
         log.error("feed %s disabled: %s", feed.name, message, extra={"feed": feed.name})

@@ -15,6 +15,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.errors import StoreError, StoreUnwritable
+from bot.identity import body_fingerprint
 from bot.models import Item, KnownItem, Match
 from bot.store.articles import ArticleRow, ArticleStore
 from bot.store.chats import ChatStore, OutboxRow, Series, Subscriber
@@ -38,6 +39,7 @@ from bot.store.schema import (
     match_to_json,
     migrate,
 )
+from bot.store.sketches import SketchRow, SketchStore
 
 __all__ = [
     "MIGRATIONS",
@@ -48,6 +50,7 @@ __all__ = [
     "OutboxRow",
     "SentAlert",
     "Series",
+    "SketchRow",
     "Store",
     "Subscriber",
     "alert_from_json",
@@ -59,7 +62,7 @@ log = logging.getLogger(__name__)
 _CHUNK = 300  # SQLite's default limit on bound parameters is far above this
 
 
-class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
+class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore, SketchStore):
     """One SQLite connection, used under a lock so any thread may call it (one at a time)."""
 
     def __init__(
@@ -205,7 +208,12 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
     # -- items -----------------------------------------------------------------------------
 
     def known_items(
-        self, feed: str, uids: Iterable[str], story_keys: Iterable[str], fingerprints: Iterable[str]
+        self,
+        feed: str,
+        uids: Iterable[str],
+        story_keys: Iterable[str],
+        fingerprints: Iterable[str],
+        bodies: Iterable[str] = (),
     ) -> list[KnownItem]:
         """Rows that may be the same item: same uid in this feed, or same story/text anywhere."""
         found: dict[int, KnownItem] = {}
@@ -213,6 +221,8 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
             ("feed = ? AND uid", [feed], uids),
             ("story_key", [], story_keys),
             ("fingerprint", [], fingerprints),
+            # the condition lets SQLite use the partial index (it holds matched items only)
+            ("body_fingerprint != '' AND body_fingerprint", [], bodies),
         ]
         for column, prefix, values in lookups:
             values = sorted({v for v in values if v})
@@ -220,11 +230,13 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
                 chunk = values[start : start + _CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 for row in self._query(
-                    "SELECT id, feed, uid, story_key, content_hash, fingerprint, rules FROM items "
-                    f"WHERE {column} IN ({marks})",
+                    "SELECT id, feed, uid, story_key, content_hash, fingerprint, rules, title, "
+                    f"text, body_fingerprint FROM items WHERE {column} IN ({marks})",
                     [*prefix, *chunk],
                 ):
-                    found[row[0]] = KnownItem(*row[:6], rules=item_rules(row[6]))
+                    found[row[0]] = KnownItem(
+                        *row[:6], rules=item_rules(row[6]), title=row[7], text=row[8], body=row[9]
+                    )
         return sorted(found.values(), key=lambda k: k.id)
 
     def story_alerts(self, story_keys: Iterable[str]) -> dict[tuple[str, str], float]:
@@ -251,8 +263,13 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
         fingerprint: str = "",
         update_id: int | None = None,
         enqueue: bool = True,
+        sketch: tuple[bytes, Sequence[int]] | None = None,
+        body: str | None = None,
     ) -> int | None:
         """Item + matches + outbox rows in one transaction; None if this version is known.
+
+        `sketch` (signature, band keys) indexes the item for near-duplicate lookups; `body` is
+        its body fingerprint (computed here when not given).
 
         `matches` are every rule the item matches now; `alerting` the ones that alert (a
         subset): those get `alerted_at` and one outbox row per subscribed chat per story
@@ -260,25 +277,25 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
         """
         now = self.clock()
         with self.transaction() as db:
-            item_id = self._write_item_row(db, now, item, matches, fingerprint, update_id)
+            if body is None:
+                body = body_fingerprint(item.text)
+            item_id = self._write_item_row(db, now, item, matches, fingerprint, update_id, body)
             if item_id is None:
                 return None
+            if sketch is not None:
+                self._write_sketch(db, item_id, *sketch, new=update_id is None)
             alerting_ids = {m.rule_id for m in alerting}
-            for match in matches:
-                db.execute(
-                    "INSERT INTO matches (item_id, rule_id, story_key, snippets, matched_at, "
-                    "alerted_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, rule_id) DO "
-                    "UPDATE SET snippets = excluded.snippets, alerted_at = "
-                    "coalesce(excluded.alerted_at, matches.alerted_at)",
-                    (
-                        item_id,
-                        match.rule_id,
-                        item.story_key,
-                        json.dumps(match_to_json(match)),
-                        now,
-                        now if match.rule_id in alerting_ids else None,
-                    ),
-                )
+            db.conn.executemany(
+                "INSERT INTO matches (item_id, rule_id, story_key, snippets, matched_at, "
+                "alerted_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (item_id, rule_id) DO "
+                "UPDATE SET snippets = excluded.snippets, alerted_at = "
+                "coalesce(excluded.alerted_at, matches.alerted_at)",
+                [
+                    (item_id, m.rule_id, item.story_key, json.dumps(match_to_json(m)), now,
+                     now if m.rule_id in alerting_ids else None)
+                    for m in matches
+                ],
+            )  # fmt: skip
             if alerting and enqueue:
                 self._enqueue(db, now, item_id, item, alerting)
             return item_id
@@ -291,6 +308,7 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
         matches: Sequence[Match],
         fingerprint: str,
         update_id: int | None,
+        body: str,
     ) -> int | None:
         published = item.published.timestamp() if item.published else None
         values = (
@@ -304,13 +322,14 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
             published,
             item.text,
             json.dumps(sorted({m.rule_id for m in matches})),
+            body,
         )
         if update_id is not None:
             try:
                 db.execute(
                     "UPDATE items SET feed = ?, uid = ?, story_key = ?, content_hash = ?, "
                     "fingerprint = ?, title = ?, link = ?, published = ?, text = ?, rules = ?, "
-                    "last_changed = ? WHERE id = ?",
+                    "body_fingerprint = ?, last_changed = ? WHERE id = ?",
                     (*values, now, update_id),
                 )
                 return update_id
@@ -318,8 +337,8 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore):
                 return None  # another row already holds exactly this version
         cursor = db.execute(
             "INSERT OR IGNORE INTO items (feed, uid, story_key, content_hash, fingerprint, title, "
-            "link, published, text, rules, first_seen, last_changed) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "link, published, text, rules, body_fingerprint, first_seen, last_changed) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (*values, now, now),
         )
         # after an ignored duplicate, lastrowid is stale: only rowcount says the row is new

@@ -37,6 +37,11 @@ class FeedState:
     disabled: bool = False
     failing_since: float | None = None  # the first error of the current streak
     notice: str = ""  # what admins were last told: "" | failing | disabled
+    throttled_until: float | None = None  # the server asked us to wait (429/503 Retry-After)
+    throttle_reason: str | None = None
+    fulltext_failures: int = 0  # article pages that could not be read, since the feed was added
+    fulltext_error: str | None = None  # the latest of them
+    fulltext_error_at: float | None = None
     items: int = 0  # items seen (tombstones included)
 
 
@@ -111,6 +116,7 @@ class FeedStore:
         now = self.clock()
         sets = dict(changes, last_fetch=now, last_success=now, error_count=0)
         sets |= {"not_found_since": None, "failing_since": None}
+        sets |= {"throttled_until": None, "throttle_reason": None}
         assignments = ", ".join(f"{k} = ?" for k in sets)
         self._write(f"UPDATE feeds SET {assignments} WHERE name = ?", [*sets.values(), name])
 
@@ -135,6 +141,23 @@ class FeedStore:
         state = self.feed_state(name)
         assert state is not None, f"feed {name!r} is not in the store (sync_feeds first)"
         return state
+
+    def record_throttle(self, name: str, reason: str, *, until: float) -> None:
+        """The server asked us to wait: not an error (no backoff), but not a success either."""
+        now = self.clock()
+        self._write(
+            "UPDATE feeds SET last_fetch = ?, throttled_until = ?, throttle_reason = ?, "
+            "next_fetch = ? WHERE name = ?",
+            (now, until, reason, until, name),
+        )
+
+    def record_fulltext_failures(self, name: str, error: str, count: int) -> None:
+        """`count` article pages of this feed could not be read; `error` says why (the first)."""
+        self._write(
+            "UPDATE feeds SET fulltext_failures = fulltext_failures + ?, fulltext_error = ?, "
+            "fulltext_error_at = ? WHERE name = ?",
+            (count, error, self.clock(), name),
+        )
 
     def disable_feed(self, name: str, reason: str) -> None:
         """Stop fetching this feed (until its configured URL changes); say why in last_error."""

@@ -10,6 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from bot.errors import StoreError
+from bot.identity import normalize_link
 from bot.models import Alert, Item, Match, Snippet, Window
 
 Migration = Callable[[Database], None]
@@ -112,8 +113,49 @@ def _feedback(db: Database) -> None:
     db.execute("CREATE INDEX feedback_rule ON feedback (rule_id, created)")
 
 
+def _identity_and_health(db: Database) -> None:
+    # near-duplicate reports: a MinHash signature per matched item and its LSH band keys
+    db.execute(
+        "CREATE TABLE item_sketches (item_id INTEGER PRIMARY KEY REFERENCES items (id), "
+        "signature BLOB NOT NULL)"
+    )
+    db.execute("CREATE TABLE item_bands (band INTEGER NOT NULL, item_id INTEGER NOT NULL)")
+    db.execute("CREATE INDEX item_bands_band ON item_bands (band)")
+    db.execute("CREATE INDEX item_bands_item ON item_bands (item_id)")
+    # the body's words alone: a story whose headline, link and guid all changed at once
+    db.execute("ALTER TABLE items ADD COLUMN body_fingerprint TEXT NOT NULL DEFAULT ''")
+    # kept for matched items only (the others can never alert again), so the index stays small
+    db.execute("CREATE INDEX items_body ON items (body_fingerprint) WHERE body_fingerprint != ''")
+    # health: a throttled feed (429/503 with Retry-After) and its full-text failures, apart
+    # from last_error, which stays the feed's own fetch or parse error
+    # story keys from links are now blind to the scheme and to more tracking parameters: bring
+    # the stored ones (and the article cache's keys) to the new form so old stories stay known
+    db.conn.create_function("alertbot_story_key", 1, normalize_link, deterministic=True)
+    for table, column in (("items", "story_key"), ("matches", "story_key"),
+                          ("outbox", "story_key"), ("articles", "key")):  # fmt: skip
+        db.execute(
+            f"UPDATE OR IGNORE {table} SET {column} = alertbot_story_key({column}) "
+            f"WHERE {column} LIKE 'http%'"
+        )
+    for column in (
+        "throttled_until REAL",
+        "throttle_reason TEXT",
+        "fulltext_failures INTEGER NOT NULL DEFAULT 0",
+        "fulltext_error TEXT",
+        "fulltext_error_at REAL",
+    ):
+        db.execute(f"ALTER TABLE feeds ADD COLUMN {column}")
+
+
 # Append new migrations at the end; never edit one that has shipped.
-MIGRATIONS: tuple[Migration, ...] = (_v1, _v2, _feed_notices, _message_series, _feedback)
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1,
+    _v2,
+    _feed_notices,
+    _message_series,
+    _feedback,
+    _identity_and_health,
+)
 
 
 def migrate(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:

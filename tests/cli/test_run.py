@@ -153,7 +153,12 @@ def test_sigkill_mid_cycle_loses_no_alert_and_repeats_none(
 ) -> None:
     texts = [KURSK, PORT, KURSK.replace("Kursk", "Kursk Oblast")]
     feed_server.route("/fast", body=rss(*texts))
-    feed_server.route("/slow", body=rss(PORT, KURSK, start=10), delay=60)
+    # the slow feed's reports are its own (the same text from two feeds would be one story)
+    slow = [
+        "Russian drones struck the port of Izmail overnight, damaging grain silos.",
+        "Ukrainian troops repelled an assault near Sudzha in the Kursk region on Tuesday.",
+    ]
+    feed_server.route("/slow", body=rss(*slow, start=10), delay=60)
     config = write_config(
         tmp_path, {"fast": feed_server.url("/fast"), "slow": feed_server.url("/slow")}
     )
@@ -168,7 +173,7 @@ def test_sigkill_mid_cycle_loses_no_alert_and_repeats_none(
     wait_for(lambda: len(feed_server.requests_for("/slow")) == 1, first)
     first.kill()  # SIGKILL while the slow feed is still being fetched
     out1, _ = first.communicate(timeout=10)
-    feed_server.route("/slow", body=rss(PORT, KURSK, start=10))
+    feed_server.route("/slow", body=rss(*slow, start=10))
     second = alertbot("run", "--once", "--config", str(config), cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     printed = out1 + second.stdout
@@ -236,3 +241,37 @@ def test_opml_import_errors_are_one_clear_line(
     assert main(["feeds", "import", str(opml)]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_feeds_and_status_show_throttling_and_full_text_failures(
+    tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed_server.route("/busy", status=429, headers={"Retry-After": "3600"}, body=b"slow down")
+    feed_server.route("/article", status=500, body=b"down")
+    teaser = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
+        f"<title>Teaser</title><link>{feed_server.url('/article')}</link><guid>t1</guid>"
+        "<description>Short teaser…</description></item></channel></rss>"
+    )
+    feed_server.route("/teasers", body=teaser.encode())
+    config = write_config(
+        tmp_path, {"busy": feed_server.url("/busy"), "teasers": feed_server.url("/teasers")}
+    )
+    text = config.read_text().replace(
+        f"url: {feed_server.url('/teasers')}\n",
+        f"url: {feed_server.url('/teasers')}\n    full_text: always\n",
+    )  # the article server is on loopback, which links from feeds may reach only when allowed
+    config.write_text(text + "full_text:\n  allow_addresses: [127.0.0.0/8]\n")
+    assert main(["run", "--once", "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["feeds", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    busy, teasers = out.split("teasers  ")[0], out.split("teasers  ")[1]
+    assert "status: throttled" in busy and "429" in busy and "until" in busy
+    assert "status: ok" in teasers and "full-text failures: 1" in teasers
+    assert "last full-text failure: full text: article" in teasers and "500" in teasers
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "throttled 1" in out and "with full-text failures 1" in out
+    assert "  busy: throttled: " in out and "status: ok" not in out
+    assert "  teasers: ok, " in out and "full text failed 1x" in out

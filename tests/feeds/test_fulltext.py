@@ -19,6 +19,7 @@ from bot.errors import FullTextError
 from bot.feeds.fetch import Fetcher
 from bot.feeds.fulltext import best_text, extract_main_text, fetch_article, needs_full_text
 from bot.feeds.parse import html_to_text
+from bot.identity import normalize_link
 from bot.models import Alert, Item
 from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
@@ -337,7 +338,7 @@ async def test_teasers_are_matched_on_their_articles_fetched_once(env: Env) -> N
     assert [kursk(), len(s.requests_for("/a/quiet")), len(s.requests_for("/a/long"))] == [1, 1, 0]
     [row] = store.outbox_rows()
     assert row.alert.item.link == alert.item.link and row.alert.matches[0].snippets
-    article = store.article(f"http://127.0.0.1:{s.port}/a/kursk")
+    article = store.article(normalize_link(s.url("/a/kursk")))
     assert article is not None and article.text is not None and KURSK in article.text
     await env.cycle(f1, f2)  # nothing new, nothing fetched again
     assert len(env.alerts) == 1 and kursk() == 1
@@ -357,7 +358,9 @@ async def test_failed_article_matches_the_teaser_then_retries_once(env: Env) -> 
     assert [sorted(snippets(a)) for a in env.alerts] == [["kursk"]]
     health = env.store.feed_state("f")
     assert health is not None and health.error_count == 0 and stats.failed == 0
-    assert (health.last_error or "").startswith(f"full text: article {s.url('/a/1')}: answered 500")
+    failure = f"full text: article {s.url('/a/1')}: answered 500"
+    assert (health.fulltext_error or "").startswith(failure) and health.fulltext_failures == 1
+    assert health.last_error is None  # the feed itself is fine
     assert health.next_fetch == env.clock.now + feed.interval  # no backoff
     # the article comes back; the unchanged entry is matched again on it, once
     s.route("/a/1", **html(page("Front update", [*FILLER[:2], KURSK, PORT])))

@@ -17,7 +17,12 @@ from bot.feeds.parse import ParsedFeed, html_to_text, parse_feed
 from bot.identity import fingerprint_words, normalize_link, text_fingerprint
 
 FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
-GOLDEN = sorted(FEEDS.glob("*.xml"))
+# a feed <name>.xml (or <name>.feed.json, a JSON Feed) beside <name>.json, the items it must yield
+GOLDEN = sorted([*FEEDS.glob("*.xml"), *FEEDS.glob("*.feed.json")])
+
+
+def expected_of(feed: Path) -> Path:
+    return feed.with_name(feed.name.removesuffix(".xml").removesuffix(".feed.json") + ".json")
 
 
 def as_golden(parsed: ParsedFeed) -> dict[str, Any]:
@@ -29,26 +34,35 @@ def as_golden(parsed: ParsedFeed) -> dict[str, Any]:
     return {"title": parsed.title, "version": parsed.version, "bozo": parsed.bozo, "items": items}
 
 
-@pytest.mark.parametrize("xml", GOLDEN, ids=[p.stem for p in GOLDEN])
-def test_golden_feed(xml: Path) -> None:
-    expected = json.loads(xml.with_suffix(".json").read_text(encoding="utf-8"))
-    parsed = parse_feed(xml.read_bytes(), expected["headers"], xml.stem, expected["url"])
+@pytest.mark.parametrize("feed", GOLDEN, ids=[expected_of(p).stem for p in GOLDEN])
+def test_golden_feed(feed: Path) -> None:
+    name = expected_of(feed).stem
+    expected = json.loads(expected_of(feed).read_text(encoding="utf-8"))
+    parsed = parse_feed(feed.read_bytes(), expected["headers"], name, expected["url"])
     assert as_golden(parsed) == {k: expected[k] for k in ("title", "version", "bozo", "items")}
-    assert all(item.feed == xml.stem for item in parsed.items)
+    assert all(item.feed == name for item in parsed.items)
     assert parsed.problem is None
 
 
 def test_golden_set_covers_the_required_cases() -> None:
-    names = {p.stem for p in GOLDEN}
+    names = {expected_of(p).stem for p in GOLDEN}
     assert {"rss20", "atom", "html-heavy", "windows-1251", "koi8-r", "missing-fields"} <= names
-    assert {"empty"} <= names
-    assert all(p.with_suffix(".json").exists() for p in GOLDEN)
+    assert {"empty", "rdf", "atom-xhtml", "jsonfeed-10", "jsonfeed-11"} <= names
+    assert {
+        "podcast-one-link",
+        "daily-page-anchors",
+        "constant-guid",
+        "shared-guid-and-link",
+    } <= names
+    assert {"inserted-reused-guid", "nyt-media-description", "br-inside-sentences"} <= names
+    assert {"koi8-r-undeclared", "cp1251-undeclared"} <= names
+    assert all(expected_of(p).exists() for p in GOLDEN)
 
 
 def golden_items(name: str) -> list[Any]:
-    xml = FEEDS / f"{name}.xml"
-    expected = json.loads(xml.with_suffix(".json").read_text(encoding="utf-8"))
-    return parse_feed(xml.read_bytes(), expected["headers"], name, expected["url"]).items
+    feed = next(p for p in GOLDEN if expected_of(p).stem == name)
+    expected = json.loads(expected_of(feed).read_text(encoding="utf-8"))
+    return parse_feed(feed.read_bytes(), expected["headers"], name, expected["url"]).items
 
 
 def test_published_is_aware_utc() -> None:
@@ -85,15 +99,25 @@ def rss(*items: tuple[str, str, str]) -> bytes:
 
 
 def test_same_guid_and_link_twice_is_one_item() -> None:
-    body = rss(("g", "https://x.org/a", "first"), ("g", "https://x.org/a", "edited"))
-    assert [i.text for i in parse_feed(body, {}, "f", "https://x.org/feed").items] == ["first"]
+    first = "Russian forces regained positions in the Kursk region on Monday."
+    edited = "Russian forces regained two positions in the Kursk region on Monday."
+    body = rss(("g", "https://x.org/a", first), ("g", "https://x.org/a", edited))
+    assert [i.text for i in parse_feed(body, {}, "f", "https://x.org/feed").items] == [first]
+
+
+def test_same_guid_and_link_for_different_stories_stays_two() -> None:
+    body = rss(("g", "https://x.org/a", "one story today"), ("g", "https://x.org/a", "another"))
+    items = parse_feed(body, {}, "f", "https://x.org/feed").items
+    assert [i.text for i in items] == ["one story today", "another"]
+    assert len({i.uid for i in items}) == 2 and len({i.story_key for i in items}) == 2
 
 
 def test_same_guid_without_links_but_different_text_stays_two() -> None:
     body = rss(("g", "", "one story"), ("g", "", "another story"))
     items = parse_feed(body, {}, "f", "https://x.org/feed").items
     assert [i.text for i in items] == ["one story", "another story"]
-    assert items[0].uid == "g" and items[1].uid.startswith("g#")
+    assert items[0].uid.startswith("g#") and items[1].uid.startswith("g#")
+    assert items[0].uid != items[1].uid
 
 
 def test_relative_links_join_the_feed_url_but_guids_stay_as_written() -> None:
@@ -122,7 +146,8 @@ def test_javascript_link_is_dropped() -> None:
         (
             b'{"items": []}',
             "application/json",
-            "not a feed: the server sent JSON, not RSS or Atom (content-type: application/json)",
+            "not a feed: the server sent JSON, not RSS, Atom or JSON Feed "
+            "(content-type: application/json)",
         ),
         (
             b"\x00\x01garbage\xff",
@@ -137,8 +162,20 @@ def test_javascript_link_is_dropped() -> None:
             "not a feed: the server sent an HTML page (a home, error or login page?); "
             "check the feed's address (content-type: application/rss+xml)",
         ),
+        (
+            b"<head><title>502 Bad Gateway</title></head>\n<center><h1>502</h1></center>",
+            "application/octet-stream",
+            "not a feed: the server sent an HTML page (a home, error or login page?); "
+            "check the feed's address (content-type: application/octet-stream)",
+        ),
+        (
+            b'{"version": "https://jsonfeed.org/version/2", "items": []}',
+            "application/feed+json",
+            "not a feed: the server sent JSON, not RSS, Atom or JSON Feed "
+            "(content-type: application/feed+json)",
+        ),
     ],
-    ids=["html", "json", "garbage", "empty", "html-after-comment"],
+    ids=["html", "json", "garbage", "empty", "html-after-comment", "html-fragment", "jsonfeed-2"],
 )
 def test_not_a_feed_has_a_problem(body: bytes, content_type: str, problem: str) -> None:
     parsed = parse_feed(body, {"Content-Type": content_type}, "f", "https://x.org/feed")
@@ -181,7 +218,16 @@ def test_billion_laughs_is_not_expanded(sep: str) -> None:
     [
         ("<p>One</p><p>Two</p>", "One\n\nTwo"),
         ("<div class='drills'>Words   across\n  lines</div>", "Words across lines"),
-        ("a<br>b<br/>c", "a\n\nb\n\nc"),
+        ("A<br>B<br/>C", "A\n\nB\n\nC"),
+        ("Forces struck<br>the port of Izmail.", "Forces struck the port of Izmail."),
+        ("It ended.<br>then more", "It ended.\n\nthen more"),
+        ("Kursk: assaults<br>Odesa: strikes", "Kursk: assaults\n\nOdesa: strikes"),
+        (
+            "Russian forces struck port infrastructure in the Danube region of<br>Izmail.",
+            "Russian forces struck port infrastructure in the Danube region of Izmail.",
+        ),
+        ("one line<br><br>another", "one line\n\nanother"),
+        ("Kur&shy;sk and grandma&amp;#39;s", "Kursk and grandma's"),
         ("<ul><li>x<ol><li>y</li></ol></li><li>z</li></ul>", "x\n\ny\n\nz"),
         ("<h2>Head</h2>body <b>bold</b><i>it</i>", "Head\n\nbody boldit"),
         ("<blockquote>quote</blockquote>after", "quote\n\nafter"),
@@ -219,7 +265,16 @@ def test_class_names_never_become_words() -> None:
         ("https://example.com/a?ref=rss&ref_src=twsrc&id=5", "https://example.com/a?id=5"),
         ("https://example.com/a#comments", "https://example.com/a"),
         ("https://example.com:443/a", "https://example.com/a"),
-        ("http://example.com:8080/a", "http://example.com:8080/a"),
+        ("http://example.com:8080/a", "https://example.com:8080/a"),
+        ("http://www.example.com/a/", "https://example.com/a"),
+        ("https://bbc.co.uk/news/1?at_medium=RSS&at_campaign=rss", "https://bbc.co.uk/news/1"),
+        ("https://heise.de/news/1?wt_mc=rss.red.ho.ho.atom.beitrag", "https://heise.de/news/1"),
+        ("https://dw.com/en/a/a-1?maca=en-rss-en-all-1573-rdf", "https://dw.com/en/a/a-1"),
+        (
+            "https://theguardian.com/world/1?CMP=Share_iOSApp_Other",
+            "https://theguardian.com/world/1",
+        ),
+        ("https://reuters.com/world/1?taid=65a&utm_source=tw", "https://reuters.com/world/1"),
         ("https://example.com/", "https://example.com"),
         ("https://example.com/a?q=two%20words", "https://example.com/a?q=two%20words"),
         ("not a url", "not a url"),
@@ -240,3 +295,40 @@ def test_fingerprint_ignores_case_punctuation_and_spacing() -> None:
 def test_fingerprint_words_are_the_regex_words(text: str) -> None:
     """The ASCII shortcut must give exactly what stored fingerprints were computed with."""
     assert fingerprint_words(text) == " ".join(re.findall(r"\w+", text))
+
+
+def test_undeclared_utf8_stays_utf8_and_a_declared_charset_is_trusted() -> None:
+    body = "<rss version='2.0'><channel><title>Київ</title></channel></rss>".encode()
+    assert parse_feed(body, {}, "f", "https://x.org/feed").title == "Київ"
+    latin = "<rss version='2.0'><channel><title>Café</title></channel></rss>".encode("latin-1")
+    headers = {"Content-Type": "application/rss+xml; charset=iso-8859-1"}
+    assert parse_feed(latin, headers, "f", "https://x.org/feed").title == "Café"
+
+
+def test_caption_and_podcast_blurb_are_used_only_without_a_body() -> None:
+    body = b"""<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"
+      xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel><title>T</title>
+      <item><guid>a</guid><itunes:summary>Blurb.</itunes:summary>
+        <description>The description.</description></item>
+      <item><guid>b</guid><description>Its description.</description>
+        <media:description>A caption.</media:description></item>
+      <item><guid>c</guid><itunes:summary>Only a blurb.</itunes:summary></item>
+    </channel></rss>"""
+    items = parse_feed(body, {}, "f", "https://x.org/feed").items
+    assert [i.text for i in items] == ["The description.", "Its description.", "Only a blurb."]
+
+
+@pytest.mark.parametrize(
+    ("title", "encoding"),
+    [
+        ("Новости", "koi8-r"),
+        ("Как пережить новогоднюю ночь", "koi8-r"),
+        ("Учения Северного флота", "cp1251"),
+        ("Київ: повітряна тривога", "cp1251"),
+        ("Ракетний удар по енергетиці", "koi8-u"),
+    ],
+)
+def test_short_undeclared_cyrillic_feed_reads_correctly(title: str, encoding: str) -> None:
+    body = f"<rss version='2.0'><channel><title>{title}</title></channel></rss>"
+    parsed = parse_feed(body.encode(encoding), {}, "f", "https://x.org/feed")
+    assert parsed.title == title

@@ -315,8 +315,10 @@ async def test_first_sight_backfill_records_the_rest_silently(env: Env) -> None:
 
 async def test_rule_throttle_holds_back_a_story_that_comes_back(env: Env) -> None:
     # kursk has `throttle: 6h`: matched, edited away, matched again within 6h -> no new alert
+    # (an edit of one story: the football sentence stays, the Kursk one comes and goes)
     feed = env.feed("f", "/f", backfill=5)
-    for text, advance in ((KURSK, 0), (DULL, 60), (KURSK, 60), (DULL, 60), (KURSK, 7 * 3600)):
+    hit = f"{DULL} {KURSK}"
+    for text, advance in ((hit, 0), (DULL, 60), (hit, 60), (DULL, 60), (hit, 7 * 3600)):
         env.server.route("/f", body=rss(rss_item(1, text)))
         await env.cycle(feed, advance=advance)
     assert len(env.alerts) == 2
@@ -338,6 +340,11 @@ async def test_throttled_feed_waits_as_told_without_counting_an_error(env: Env) 
     state = env.store.feed_state("f")
     assert state is not None and state.error_count == 0 and stats.errors["f"]
     assert state.next_fetch == env.clock.now + 120
+    assert state.throttled_until == env.clock.now + 120 and "429" in (state.throttle_reason or "")
+    env.server.route("/f", body=rss(rss_item(1, DULL)))
+    await env.cycle(env.feed("f", "/f"), advance=120)
+    state = env.store.feed_state("f")
+    assert state is not None and state.throttled_until is None and state.last_success
 
 
 async def test_errors_back_off_and_success_resets_the_count(env: Env) -> None:

@@ -87,6 +87,28 @@ def test_database_from_a_newer_alertbot_is_refused_with_advice(tmp_path: Path) -
         Store(path)
 
 
+def test_upgrade_brings_old_story_keys_to_the_scheme_blind_form(tmp_path: Path) -> None:
+    # a database written before story keys ignored the scheme and courlan's trackers
+    path = tmp_path / "old.db"
+    Store(path, migrations=MIGRATIONS[:2]).close()
+    old = Database(path)
+    old.execute(
+        "INSERT INTO items (feed, uid, story_key, content_hash, first_seen, last_changed) "
+        "VALUES ('f', 'g', 'http://x.org/a?at_medium=RSS', 'h', 0, 0), "
+        "('f', 'h', 'text:abc', 'h', 0, 0)"
+    )
+    old.execute(
+        "INSERT INTO matches (item_id, rule_id, story_key, matched_at, alerted_at) "
+        "VALUES (1, 'kursk', 'http://x.org/a?at_medium=RSS', 0, 0)"
+    )
+    old.conn.commit()
+    old.close()
+    with Store(path) as store:
+        keys = store.db.execute("SELECT story_key FROM items ORDER BY id").fetchall()
+        assert keys == [("https://x.org/a",), ("text:abc",)]
+        assert store.story_alerts(["https://x.org/a"]) == {("https://x.org/a", "kursk"): 0}
+
+
 def test_migrate_is_idempotent(store: Store) -> None:
     assert migrate(store.db) == len(MIGRATIONS)
 

@@ -1,0 +1,211 @@
+"""Near-duplicate reports across feeds: MinHash sketches of a report's own words (pure).
+
+Wire copy comes back from many outlets under their own headlines and links, sometimes with a
+sentence added, so neither story keys nor exact fingerprints see that it is one report. Each
+item that matches a rule gets a sketch: the MinHash (64 permutations) of the 4-word runs of
+its body (headline left out: outlets write their own), after its boilerplate is
+dropped, because two different reports sharing an outlet's footer must never look alike:
+
+- sentences that other entries of the same feed document repeat (a footer, a "Read more"
+  line, a newsletter pitch under every item; a few siblings are compared), and
+- sentences that are boilerplate anywhere ("Read more …", "Sign up for …", "The post … appeared
+  first on …", "© …", "All rights reserved" …).
+
+Only the first `MAX_WORDS` words count (the lead names a report; a long article would cost
+more and tell no more). A body with fewer than `MIN_SHINGLES` runs left gets no sketch (too
+little text to tell copies from reports that merely share phrases; exact fingerprints still
+cover it).
+
+Two reports are copies when the Jaccard similarity of their runs is at least `THRESHOLD`
+(0.5: a copy with its own headline, a sentence added and a few words changed is about
+0.6-0.9; two reports of one event in different words are below 0.2, measured by
+bench/dedup.py). Lookups go through LSH bands (14 bands of 4 rows: what datasketch's
+MinHashLSH picks for this threshold and permutation count, a test checks it): `bands` gives
+the keys the store indexes. A
+candidate sharing a band whose signature estimates it near the threshold is then measured
+exactly on its stored text, with the new report's boilerplate dropped from both (the
+estimate alone, with 64 permutations, varies by about 0.06: enough to merge, now and then,
+two short reports that share a long footer). A candidate whose text was pruned is judged by
+its signature alone.
+
+The MinHash is datasketch's "affine32" scheme (CRC-32 of each run, the MurmurHash3 finalizer,
+then `a·h + b mod 2^32` per permutation, seed 1), written out here because importing
+datasketch loads SciPy for one integral: 73 MB more in every process, which broke the poll
+cycle's memory budget (measured). tests/poll/test_neardup.py checks that the signatures equal
+datasketch's own, value for value. numpy is imported on first use, so the parser processes,
+which never sketch, do not carry it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from bot.identity import words
+
+if TYPE_CHECKING:
+    import numpy as np
+
+THRESHOLD = 0.5
+NUM_PERM = 64
+SHINGLE = 4  # words per run (shingles() builds runs of four)
+MIN_SHINGLES = 12
+MAX_WORDS = 200  # a report's first 200 own words name it; longer bodies cost more, not better
+BANDS, ROWS = 14, 4  # datasketch's MinHashLSH(threshold=0.5, num_perm=64) picks these
+SEED = 1
+
+_SENTENCES = re.compile(r"[^.!?…\n]*[.!?…]+|[^.!?…\n]+")  # findall: 8x a lookbehind split
+# anchored, so a sentence that does not start like one fails at once
+_BOILERPLATE_START = re.compile(
+    r"\W*(read (more|the full|on)|continue reading|click here|sign up|subscribe|"
+    r"follow us|share (this|on)|related:|see also|more:|advertisement|copyright|©|"
+    r"the post .* appeared first on|get (our|the) .*newsletter|this (article|story) "
+    r"(was|is) (originally )?(published|produced|first))",
+    re.IGNORECASE,
+)
+_BOILERPLATE_ANYWHERE = ("all rights reserved", "newsletter", "appeared first on")
+
+
+def is_boilerplate(sentence: str) -> bool:
+    """A sentence that is boilerplate wherever it appears ("Read more …", "© …")."""
+    if _BOILERPLATE_START.match(sentence):
+        return True
+    folded = sentence.lower()
+    return any(phrase in folded for phrase in _BOILERPLATE_ANYWHERE)
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """A body's MinHash signature, the LSH band keys it is indexed under, and its runs."""
+
+    signature: bytes  # NUM_PERM uint32 values
+    bands: tuple[int, ...]
+    runs: frozenset[bytes]  # the 4-word runs (not stored: for exact checks of candidates)
+    boilerplate: frozenset[str] = frozenset()  # what was dropped from the document
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences (and lines); feed text is whitespace-normalised already."""
+    return [s for s in (piece.strip() for piece in _SENTENCES.findall(text)) if s]
+
+
+SIBLINGS = 4  # an outlet's footer is under every entry: a few of them show it
+
+
+def boilerplate(text: str, document: Sequence[str]) -> frozenset[str]:
+    """The sentences of `text` that other entries of its feed document (`document`: their
+    bodies, this one's included or not) repeat: a footer, a pitch, a "Read more" line."""
+    mine = set(sentences(_lead(text)))
+    siblings = [other for other in document if other != text][:SIBLINGS]
+    found: set[str] = set()
+    for other in siblings:  # the same few siblings serve every entry of a document: cached
+        found |= mine.intersection(_sentence_set(other))
+    return frozenset(found)
+
+
+@lru_cache(maxsize=64)
+def _sentence_set(text: str) -> frozenset[str]:
+    return frozenset(sentences(text))
+
+
+def _lead(text: str) -> str:
+    """The start of the text that can hold MAX_WORDS own words (with room for boilerplate)."""
+    return text[: MAX_WORDS * 16]
+
+
+def own_words(text: str, boilerplate: frozenset[str] = frozenset()) -> list[str]:
+    """The body's words without its boilerplate sentences."""
+    kept = [s for s in sentences(_lead(text)) if s not in boilerplate and not is_boilerplate(s)]
+    return words(" ".join(kept))
+
+
+def shingles(text: str, boilerplate: frozenset[str] = frozenset()) -> frozenset[bytes]:
+    """The 4-word runs of the body's first MAX_WORDS own words."""
+    ws = own_words(text, boilerplate)[:MAX_WORDS]
+    runs = zip(ws, ws[1:], ws[2:], ws[3:], strict=False)  # the later ones end sooner
+    return frozenset(f"{a} {b} {c} {d}".encode() for a, b, c, d in runs)
+
+
+def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | None:
+    """The body's sketch, or None when too little of its own text is left."""
+    runs = shingles(text, boilerplate)
+    if len(runs) < MIN_SHINGLES:
+        return None
+    values = minhash(runs)
+    return Sketch(values.tobytes(), _band_keys(values), runs, boilerplate)
+
+
+def minhash(runs: Iterable[bytes]) -> np.ndarray:
+    """The NUM_PERM uint32 MinHash values of a set of byte strings (datasketch's affine32)."""
+    np = _numpy()
+    a, b = _permutations()
+    # CRC-32 runs at C speed, three times faster than datasketch's default SHA-1 in Python;
+    # the finalizer then spreads its values before the permutations
+    hashes = np.array([zlib.crc32(run) for run in runs], dtype=np.uint32).reshape(-1, 1)
+    hashes ^= hashes >> np.uint32(16)
+    hashes *= np.uint32(0x85EBCA6B)
+    hashes ^= hashes >> np.uint32(13)
+    hashes *= np.uint32(0xC2B2AE35)
+    hashes ^= hashes >> np.uint32(16)
+    return (hashes * a + b).min(axis=0)  # uint32 arithmetic wraps: mod 2^32
+
+
+@cache
+def _numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+@cache
+def _permutations() -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) of each permutation, drawn as datasketch draws them (a odd: a bijection)."""
+    np = _numpy()
+    gen = np.random.RandomState(SEED)
+    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
+
+
+def _band_keys(values: np.ndarray) -> tuple[int, ...]:
+    keys = []
+    for band in range(BANDS):
+        chunk = values[band * ROWS : (band + 1) * ROWS].tobytes()
+        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=8).digest()
+        keys.append(int.from_bytes(digest, "big", signed=True))  # fits SQLite's INTEGER
+    return tuple(keys)
+
+
+def similarity(a: bytes, b: bytes) -> float:
+    """Estimated Jaccard similarity of two signatures (the share of equal values)."""
+    np = _numpy()
+    va, vb = np.frombuffer(a, dtype=np.uint32), np.frombuffer(b, dtype=np.uint32)
+    return float(np.count_nonzero(va == vb)) / len(va) if len(va) == len(vb) else 0.0
+
+
+_NEAR = 0.2  # estimates this far below the threshold are measured exactly
+
+
+def copies(mine: Sketch, candidates: Sequence[tuple[int, bytes, str | None]]) -> list[int]:
+    """Ids of the candidates (id, signature, text or None) similar enough to be the report."""
+    found = []
+    for item_id, signature, text in candidates:
+        estimate = similarity(mine.signature, signature)
+        if text is None:
+            similar = estimate >= THRESHOLD
+        else:
+            similar = estimate >= THRESHOLD - _NEAR and _jaccard(mine, text) >= THRESHOLD
+        if similar:
+            found.append(item_id)
+    return found
+
+
+def _jaccard(mine: Sketch, text: str) -> float:
+    theirs = shingles(text, mine.boilerplate)
+    union = len(mine.runs | theirs)
+    return len(mine.runs & theirs) / union if union else 0.0

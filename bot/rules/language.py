@@ -61,21 +61,26 @@ window of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from math import prod
 from typing import Any
 
 import re2
 
+from bot.rules.inflect import MAX_FORMS, is_cyrillic, word_forms
 from bot.rules.text import canonical
 
 LEVELS = ("low", "medium", "high", "critical")
 FIELDS = ("title", "content")
 WINDOWS = ("item", "paragraph", "sentence")
-RULE_KEYS = "id title description level feeds fields terms match within throttle tests".split()
+RULE_KEYS = "id title description level feeds fields terms match item within throttle tests".split()
 MAX_DEPTH = 8
+MAX_SENTENCES = 10  # the widest "N sentences" window
 MIN_PREFIX = 3
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -128,7 +133,7 @@ class Rule:
     description: str
     level: str
     match: Expr
-    within: str | int = "sentence"
+    within: str | int = "sentence"  # also "N sentences": N consecutive sentences
     feeds: tuple[str, ...] = ()
     fields: tuple[str, ...] = FIELDS
     throttle: float = 0.0
@@ -136,6 +141,42 @@ class Rule:
     should_not_match: tuple[Example, ...] = ()
     path: str = ""
     line: int = 1
+    item: Expr | None = None  # conditions on the whole item (fields), vetoes included
+
+
+def sentences_window(within: str | int) -> int:
+    """N for a window of N consecutive sentences ("3 sentences"), else 0."""
+    if isinstance(within, str) and within.endswith(" sentences"):
+        return int(within.split()[0])
+    return 0
+
+
+def parse_terms(raw: object) -> tuple[Term, ...]:
+    """The terms a written term stands for: one, or one per form when it has `~` words."""
+    text = str(raw).strip() if isinstance(raw, str) else ""
+    if "~" not in text or (text.startswith("/") and text.endswith("/")):
+        return (parse_term(raw),)
+    if text.startswith("="):
+        raise ValueError(f"'{text}': '=' (case) and '~' (inflection) do not go together")
+    if text.endswith("*"):
+        raise ValueError(f"'{text}': '~' (every form) and '*' (any ending) do not go together")
+    choices: list[tuple[str, ...]] = []
+    for word in text.split():
+        if not word.startswith("~"):
+            choices.append((word,))
+            continue
+        if len(word) < 2 or "~" in word[1:] or not is_cyrillic(word[1:]):
+            raise ValueError(
+                f"'{text}': '~' goes before a Russian or Ukrainian word ('~учения'); "
+                "for other languages write the forms, or a wildcard"
+            )
+        choices.append(word_forms(word[1:]))
+    if prod(map(len, choices)) > MAX_FORMS:
+        raise ValueError(f"'{text}' has over {MAX_FORMS} forms: put '~' on fewer words")
+    return tuple(
+        dataclasses.replace(parse_term(" ".join(words)), text=text)
+        for words in itertools.product(*choices)
+    )
 
 
 def parse_term(raw: object) -> Term:

@@ -262,10 +262,10 @@ def sentence_hits(book: Rulebook, text: str, by_words: bool, reuse: bool) -> tup
     firsts = [0] * len(spans)
     if reuse:
         scan = book._scan_field(text)
-        assert book._reuse_hits(hits, firsts, text, scan, spans, by_words, wanted)
+        assert book._credit.reuse_hits(hits, firsts, text, scan, spans, by_words, wanted)
     else:
         joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
-        book._hits_in(hits, firsts, joined, by_words, wanted)
+        book._credit.hits_in(hits, firsts, joined, by_words, wanted)
     return dict(hits), firsts
 
 
@@ -292,5 +292,5 @@ def test_reusing_scan_hits_never_changes_matches(
     title = data.draw(ascii_texts()).replace("\n", " ")
     book = Rulebook(rs)
     reused = book.match(item(text, title))
-    book._reuse_hits = lambda *args: False  # type: ignore[method-assign]
+    book._credit.reuse_hits = lambda *args: False  # type: ignore[method-assign]
     assert reused == book.match(item(text, title))

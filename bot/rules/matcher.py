@@ -27,7 +27,7 @@ from typing import Any
 import ahocorasick
 import re2
 
-from bot.models import Item, Match
+from bot.models import Item, Match, Window
 from bot.rules.credit import Credit, Scan
 from bot.rules.language import Expr, Leaf, Rule, Term, compile_regex
 from bot.rules.partindex import PartIndex
@@ -126,6 +126,26 @@ class Rulebook:
         compiled = next(c for c in self._compiled if c.rule.id == rule_id)
         found = self._scan_field(item.title or "").found | self._scan_field(item.text or "").found
         return sorted({self._terms[i].text for i in found & compiled.positive})
+
+    def trace(self, item: Item, rule_id: str) -> tuple[set[str], list[tuple[Window, set[str]]]]:
+        """For explaining a result: the rule's terms (as written) found anywhere in the item,
+        and each window the rule is judged in, with the rule's terms found in it."""
+        compiled = next(c for c in self._compiled if c.rule.id == rule_id)
+        fields = {"title": item.title or "", "content": item.text or ""}
+        scans = {name: self._scan_field(text) for name, text in fields.items()}
+        by_words = not isinstance(compiled.rule.within, str)
+        relevant = [
+            s
+            for name in compiled.rule.fields
+            for s in self._credit.analyse(fields[name], name, by_words, compiled.own, scans[name])
+        ]
+        texts = self._terms.__getitem__
+        found = set().union(*(scans[name].found for name in compiled.rule.fields))
+        traced = [
+            (spans([w])[0], {texts(i).text for i in present(w)})
+            for w in windows(compiled.rule.within, relevant, compiled.own)
+        ]
+        return {texts(i).text for i in found}, traced
 
     def _term_id(self, term: Term) -> int:
         if term not in self._term_ids:

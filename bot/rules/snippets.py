@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
 from bot.models import Snippet
@@ -34,15 +35,16 @@ def make_snippets(
     texts: dict[str, str],
     cache: dict[tuple[str, int], Indexed] | None = None,
 ) -> tuple[Snippet, ...]:
-    """At most three snippets, best first: most distinct terms, then earliest in the item.
+    """At most three snippets, in the order they appear in the report: the best sentences
+    (most distinct terms, then earliest), never the same sentence twice, never the headline
+    (the alert shows it already) nor a sentence that repeats it.
 
     `cache` keeps each sentence's words between the rules of one item (several rules often
     quote the same sentence).
     """
-    ranked = sorted(evidence, key=_rank)
     cache = {} if cache is None else cache
     out = []
-    for ev in ranked[:MAX_SNIPPETS]:
+    for ev in _chosen(evidence, texts):
         sentence = texts[ev.field][ev.start : ev.end]
         if sentence.isascii():
             out.append(trim(sentence, find_terms(sentence, ev.terms)))
@@ -54,8 +56,30 @@ def make_snippets(
     return tuple(out)
 
 
-def _rank(ev: Evidence) -> tuple[int, bool, int]:
-    return -len(ev.terms), ev.field != "content", ev.start
+def _chosen(evidence: list[Evidence], texts: dict[str, str]) -> list[Evidence]:
+    """The best MAX_SNIPPETS distinct sentences of the content, in text order."""
+    seen = {_same(texts.get("title", ""))}
+    chosen = []
+    for ev in sorted(evidence, key=_rank):
+        key = _same(texts[ev.field][ev.start : ev.end])
+        if ev.field == "content" and key not in seen:
+            seen.add(key)
+            chosen.append(ev)
+            if len(chosen) == MAX_SNIPPETS:
+                break
+    return sorted(chosen, key=_START)
+
+
+def _same(sentence: str) -> str:
+    """What two sentences share when one repeats the other (case and spacing aside)."""
+    return " ".join(sentence.split()).casefold()
+
+
+_START = attrgetter("start")
+
+
+def _rank(ev: Evidence) -> tuple[int, int]:
+    return -len(ev.terms), ev.start
 
 
 def index_words(text: str) -> Indexed:

@@ -98,14 +98,21 @@ _SENTENCE_END = re.compile(
 )
 _DOTTED = re.compile(r"(?:\w\.)+\w")  # "U.S", "e.g": the last dot follows
 _ABBREVIATIONS = frozenset(
+    # English: titles and ranks, months, companies, and the like
     "mr mrs ms dr st mt no vs etc gen lt col maj capt sgt adm cmdr gov sen rep pres prof "
     "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp dept est approx fig "
-    "ул г им тов обл р".split()
+    "jr sr rev hon ave blvd brig cpl pvt cdr ft dist min ret op "
+    # Russian and Ukrainian (folded like the text: й = и): year, street, editor, article,
+    # village, thousand, million, for example, see ...
+    "ул г гг им тов обл р рр ред ст пос пгт смт с д вул просп пр див напр см тыс тис млн "
+    "млрд руб грн коп т др ин пп".split()
 )
 # letters before a full stop that make it a sentence end for sure: longer than any
 # abbreviation (casefold never shortens a word), an initial or a dotted "U.S"
 _LONG_WORD = max(map(len, _ABBREVIATIONS)) + 1
 _CLAUSE_MARKS = (",", ";", ":")
+_SHORT_LINE = 60
+_LIST_ITEM = re.compile(r"[-•*–—▪►]\s|\d{1,2}[.)]\s|\(?[a-zа-я][.)]\s")
 
 
 def sentences(text: str) -> list[Sentence]:
@@ -185,8 +192,13 @@ def _line_ends_sentence(text: str, sentence_start: int, line_end: int, next_line
         return False
     if line[-1] in ".!?…:;\"'”’»)。！？":
         return True
-    following = text[next_line : next_line + 1]
-    return len(line) < 60 and following in ("-", "•", "*", "–", "—")
+    if _LIST_ITEM.match(text, next_line):
+        return True
+    # a short line before a longer one is a headline or a dateline; a hard-wrapped line is
+    # about as long as the next, or longer (the last line of a paragraph is the short one)
+    following = text.find("\n", next_line)
+    following = len(text) if following == -1 else following
+    return len(line) < _SHORT_LINE and following - next_line > len(line)
 
 
 def _append_stripped(

@@ -169,9 +169,7 @@ def test_level_invalid_with_suggestion(tmp_path: Path) -> None:
 def test_within_invalid(tmp_path: Path, value: str) -> None:
     line, message = only_problem(tmp_path, f"match: {{all: [Odesa]}}\nwithin: {value}\n")
     assert line == 2
-    assert (
-        "'within' must be item, paragraph, sentence, N sentences or a number of words" in message
-    )
+    assert "'within' must be item, paragraph, sentence, N sentences or a number of words" in message
 
 
 @pytest.mark.parametrize("value", ["sentences", "1 sentences", "11 sentences", "x sentences"])

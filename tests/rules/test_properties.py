@@ -227,10 +227,18 @@ def test_adding_rules_never_changes_another_rules_result(
 @SETTINGS
 @given(rules("r", TERMS, 5), texts())
 def test_match_never_raises_and_reports_only_real_terms(rs: list[Rule], text: str) -> None:
-    for match in Rulebook(rs).match(item(text, title=text[:40])):
+    title = text[:40]
+    for match in Rulebook(rs).match(item(text, title=title)):
         assert match.terms, match
         assert match.windows, match
-        assert 1 <= len(match.snippets) <= 3
+        assert len(match.snippets) <= 3
+        quoted = [" ".join(s.text.split()).casefold() for s in match.snippets]
+        assert len(set(quoted)) == len(quoted)  # never the same sentence twice
+        assert " ".join(title.split()).casefold() not in quoted  # never the headline
+        in_text = [text.find(s.text.strip("…")) for s in match.snippets]
+        assert in_text == sorted(in_text)  # in the order they appear
+        if any(w.field == "content" and text[w.start : w.end] != title for w in match.windows):
+            assert match.snippets
         for snippet in match.snippets:
             for start, end in snippet.highlights:
                 assert 0 <= start < end <= len(snippet.text)

@@ -43,6 +43,49 @@ def _languages(word: str) -> tuple[str, ...]:
     return ("ru", "uk")
 
 
+_CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct", "voct")
+_NUMBERS = ("sing", "plur")
+
+
+def phrase_forms(words: tuple[str, ...], inflected: tuple[bool, ...]) -> list[tuple[str, ...]]:
+    """The forms of a phrase whose `inflected` words take every case and number together
+    ("~Курская ~область" -> курская область, курской области, курскую область ...), so the
+    words agree; one `~` word alone takes every form of its lexeme."""
+    if sum(inflected) == 1:
+        return [
+            tuple(form if flag else word for word, flag in zip(words, inflected, strict=True))
+            for form in word_forms(next(w for w, f in zip(words, inflected, strict=True) if f))
+        ]
+    parses = [_readings(w) if flag else [] for w, flag in zip(words, inflected, strict=True)]
+    out = {tuple(w.lower() for w in words)}
+    for case in _CASES:
+        for number in _NUMBERS:
+            out.update(_agreeing(words, parses, {case, number}))
+    return sorted(out)
+
+
+def _agreeing(words: tuple[str, ...], parses: list[list[Any]], grammemes: set[str]) -> set:
+    """The phrase with each inflected word in the given case and number (each reading)."""
+    options: list[set[str]] = []
+    for word, readings in zip(words, parses, strict=True):
+        forms = {r.word for p in readings if (r := p.inflect(grammemes)) is not None}
+        options.append(forms or {word.lower()})
+    combos: set[tuple[str, ...]] = {()}
+    for forms in options:
+        combos = {c + (f,) for c in combos for f in forms}
+    return combos
+
+
+def _readings(word: str) -> list[Any]:
+    """The dictionary readings of a word with its likeliest part of speech."""
+    word = word.lower().replace("ʼ", "'").replace("’", "'")
+    for lang in _languages(word):
+        known = [p for p in _analyzer(lang).parse(word) if p.is_known]
+        if known:
+            return [p for p in known if p.tag.POS == known[0].tag.POS]
+    return _analyzer(_languages(word)[0]).parse(word)[:1]
+
+
 @lru_cache(maxsize=4096)
 def word_forms(word: str) -> tuple[str, ...]:
     """Every inflected form of a Russian or Ukrainian word (lower case), the word included.

@@ -63,16 +63,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from math import prod
 from typing import Any
 
 import re2
 
-from bot.rules.inflect import MAX_FORMS, is_cyrillic, word_forms
+from bot.rules.inflect import MAX_FORMS, is_cyrillic, phrase_forms
 from bot.rules.text import canonical
 
 LEVELS = ("low", "medium", "high", "critical")
@@ -160,23 +158,21 @@ def parse_terms(raw: object) -> tuple[Term, ...]:
         raise ValueError(f"'{text}': '=' (case) and '~' (inflection) do not go together")
     if text.endswith("*"):
         raise ValueError(f"'{text}': '~' (every form) and '*' (any ending) do not go together")
-    choices: list[tuple[str, ...]] = []
-    for word in text.split():
-        if not word.startswith("~"):
-            choices.append((word,))
-            continue
-        if len(word) < 2 or "~" in word[1:] or not is_cyrillic(word[1:]):
+    words = text.split()
+    for word in words:
+        if word.startswith("~") and (
+            len(word) < 2 or "~" in word[1:] or not is_cyrillic(word[1:])
+        ):
             raise ValueError(
                 f"'{text}': '~' goes before a Russian or Ukrainian word ('~учения'); "
                 "for other languages write the forms, or a wildcard"
             )
-        choices.append(word_forms(word[1:]))
-    if prod(map(len, choices)) > MAX_FORMS:
+    bare = tuple(w.lstrip("~") for w in words)
+    forms = phrase_forms(bare, tuple(w.startswith("~") for w in words))
+    if len(forms) > MAX_FORMS:
         raise ValueError(f"'{text}' has over {MAX_FORMS} forms: put '~' on fewer words")
-    return tuple(
-        dataclasses.replace(parse_term(" ".join(words)), text=text)
-        for words in itertools.product(*choices)
-    )
+    terms = (dataclasses.replace(parse_term(" ".join(f)), text=text) for f in forms)
+    return tuple(dict.fromkeys(terms))  # folding makes some forms alike (й = и)
 
 
 def parse_term(raw: object) -> Term:

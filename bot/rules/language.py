@@ -160,9 +160,7 @@ def parse_terms(raw: object) -> tuple[Term, ...]:
         raise ValueError(f"'{text}': '~' (every form) and '*' (any ending) do not go together")
     words = text.split()
     for word in words:
-        if word.startswith("~") and (
-            len(word) < 2 or "~" in word[1:] or not is_cyrillic(word[1:])
-        ):
+        if word.startswith("~") and (len(word) < 2 or "~" in word[1:] or not is_cyrillic(word[1:])):
             raise ValueError(
                 f"'{text}': '~' goes before a Russian or Ukrainian word ('~учения'); "
                 "for other languages write the forms, or a wildcard"

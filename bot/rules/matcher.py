@@ -296,7 +296,10 @@ class Rulebook:
         ]
         if not satisfied:
             return None
-        found = evidence(satisfied, compiled.positive, self._terms)
+        # quote the sentences that hold the rule on their own, if any: a window of several
+        # sentences can take in a neighbour that only shares a word or two with the topic
+        whole = [[part] for w in satisfied for part in w if _holds(compiled.expr, part[1])]
+        found = evidence(whole or satisfied, compiled.positive, self._terms)
         terms = sorted({t.text for e in found for t in e.terms})
         return Match(
             rule_id=rule.id,

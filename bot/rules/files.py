@@ -238,14 +238,11 @@ class _RuleReader:
         if "item" not in self.data:
             return None
         node, line = self.data["item"], self.line("item")
-        if isinstance(node, dict) and not node.get("all") and not node.get("any"):
-            if "none" not in node:
-                self.source.problem(line, "item needs all:, any: and/or none:")
-                return None
+        if isinstance(node, dict) and not node:
+            self.source.problem(line, "item needs all:, any: and/or none:")
+            return None
+        if isinstance(node, dict) and set(node) == {"none"}:  # vetoes alone
             vetoes = self._items(node["none"], node.key_lines.get("none", line), 0)
-            extra = set(node) - {"none"}
-            for key in extra:
-                self.source.problem(line, f"unknown key '{key}' in item")
             return Expr(none=vetoes) if vetoes else None
         return self._expr(node, line, 0)
 

@@ -44,7 +44,8 @@ def _languages(word: str) -> tuple[str, ...]:
 
 
 _CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct", "voct")
-_NUMBERS = ("sing", "plur")
+# no number keeps the phrase's own (Ukrainian tags name no number for a singular feminine)
+_NUMBERS: tuple[frozenset[str], ...] = (frozenset(), frozenset({"plur"}))
 
 
 def phrase_forms(words: tuple[str, ...], inflected: tuple[bool, ...]) -> list[tuple[str, ...]]:
@@ -60,7 +61,7 @@ def phrase_forms(words: tuple[str, ...], inflected: tuple[bool, ...]) -> list[tu
     out = {tuple(w.lower() for w in words)}
     for case in _CASES:
         for number in _NUMBERS:
-            out.update(_agreeing(words, parses, {case, number}))
+            out.update(_agreeing(words, parses, {case, *number}))
     return sorted(out)
 
 
@@ -72,7 +73,7 @@ def _agreeing(words: tuple[str, ...], parses: list[list[Any]], grammemes: set[st
         options.append(forms or {word.lower()})
     combos: set[tuple[str, ...]] = {()}
     for forms in options:
-        combos = {c + (f,) for c in combos for f in forms}
+        combos = {(*c, f) for c in combos for f in forms}
     return combos
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bot.models import Item, Match
-from bot.rules.language import Expr, Leaf, Rule, parse_term
+from bot.rules.language import Expr, Leaf, Rule, parse_term, parse_terms
 from bot.rules.matcher import Rulebook
 from bot.rules.text import SENTENCE_JOINER, sentence_spans
 
@@ -22,7 +22,7 @@ WORDS = [
     "odesa", "izmail", "port", "ports", "drone", "drones", "strike", "struck", "kursk",
     "taiwan", "strait", "drills", "live", "fire", "pla", "submarine", "airport", "support",
     "курск", "курской", "области", "порт", "удар", "київ", "війська", "the", "a", "of", "and",
-    "near", "was", "report",
+    "near", "was", "report", "ударом", "удары", "курская", "область", "Gen.", "ред.",
 ]  # fmt: skip
 SEPARATORS = [" ", " ", " ", ", ", " - ", ". ", "! ", "\n\n"]
 
@@ -31,7 +31,7 @@ TERMS = [
     "Odesa", "Izmail", "port", "ports", "drone*", "strike", "struck", "Kursk", "Taiwan",
     "Taiwan Strait", "drill*", "live-fire", "=PLA", "submarine", "airport", "Курск*",
     "Курской области", "порт", "удар*", "Київ", "військ*", "near the port",
-    "/dron\\w+/", "/\\bport\\b/", "/курск\\pL*/",
+    "/dron\\w+/", "/\\bport\\b/", "/курск\\pL*/", "~удар", "~Курская ~область",
 ]  # fmt: skip
 FOLDABLE_TERMS = [t for t in TERMS if not t.startswith(("=", "/"))]
 
@@ -49,7 +49,7 @@ def texts(draw: st.DrawFn) -> str:
 
 def leaves(terms: list[str]) -> st.SearchStrategy[Leaf]:
     def leaf(names: list[str]) -> Leaf:
-        parsed = tuple(parse_term(n) for n in names)
+        parsed = tuple(t for n in names for t in parse_terms(n))
         return Leaf(names[0] if len(names) == 1 else "@group", parsed)
 
     return st.lists(st.sampled_from(terms), min_size=1, max_size=3, unique=True).map(leaf)
@@ -75,9 +75,16 @@ def exprs(terms: list[str]) -> st.SearchStrategy[Expr]:
     )
 
 
+def item_conditions(terms: list[str]) -> st.SearchStrategy[Expr]:
+    """`item:` conditions: vetoes alone, or all/any with vetoes."""
+    leaf = leaves(terms)
+    vetoes = st.builds(Expr, none=st.lists(leaf, min_size=1, max_size=2).map(tuple))
+    return vetoes | exprs(terms)
+
+
 def rules(prefix: str, terms: list[str], max_size: int) -> st.SearchStrategy[list[Rule]]:
     rule = st.builds(
-        lambda expr, within, fields: Rule(
+        lambda expr, within, fields, item_expr: Rule(
             id="",
             title="t",
             description="",
@@ -85,10 +92,12 @@ def rules(prefix: str, terms: list[str], max_size: int) -> st.SearchStrategy[lis
             match=expr,
             within=within,
             fields=fields,
+            item=item_expr,
         ),
         exprs(terms),
-        st.sampled_from(["sentence", "paragraph", "item", 1, 3, 8]),
+        st.sampled_from(["sentence", "paragraph", "item", 1, 3, 8, "2 sentences", "3 sentences"]),
         st.sampled_from([("title", "content"), ("content",), ("title",)]),
+        st.none() | item_conditions(terms),
     )
     numbered = st.lists(rule, min_size=1, max_size=max_size)
     return numbered.map(

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from bot.cli import evaluate
+from bot.cli.evaluate import register as register_eval
 from bot.errors import RuleError
 from bot.models import Item, Match
 from bot.rules.files import load_rules, read_rule_set
@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     test = sub.add_parser("test", help="run every rule's embedded match/no_match examples")
     test.add_argument("path", nargs="?", type=Path, help="rules folder or file (default: ./rules)")
     test.set_defaults(handler=cmd_test)
-    evaluate.register(sub, default_rules_path)
+    register_eval(sub, default_rules_path)
 
     match = commands.add_parser("match", help="show which rules fire on a text, with snippets")
     match.add_argument("file", nargs="?", default="-", help="a text file, or - for stdin (default)")

@@ -18,7 +18,9 @@ One rule per file, ``rules/<id>.yaml``::
     match:
       all: ["@taiwan", "@china", "@drills"]
       none: ["stock option*"]
-    within: sentence                # item | paragraph | sentence (default) | a number of words
+    item:                           # optional: conditions on the whole item
+      none: ["Taiwan Semiconductor"]
+    within: 2 sentences             # item | paragraph | sentence (default) | N sentences | N
     throttle: 6h                    # the same rule alerts a story at most once per 6 hours
     tests:
       match: ["China's PLA began live-fire drills encircling Taiwan on Monday."]
@@ -33,6 +35,12 @@ Terms
 - ``drill*``, ``Курск*``: a trailing ``*`` matches any ending of the last word (drills,
   drilling; Курская, Курской). At least 3 letters must come before the ``*``.
 - ``=PLA``: a leading ``=`` matches case-sensitively, for acronyms ("PLA", not "pla").
+- ``~учения``, ``"~Курська ~операція"``: every inflected form of a Russian or Ukrainian word
+  (учения, учений, учениям, учениях ...). The forms are generated when the rules load, from the
+  pymorphy3 dictionaries (see inflect.py), and become plain whole-word terms, so matching pays
+  nothing for them. In a phrase the ``~`` words take every case and number together, so they
+  agree ("Курської операції", "Курською операцією"); words without ``~`` stay as written.
+  ``~`` goes only before a Cyrillic word, and not with ``=`` or ``*``.
 - ``/\\bJoint Sword-20\\d\\d[AB]?\\b/``: a regular expression (RE2 syntax, case-insensitive,
   run on the NFKC text). RE2 runs in linear time, so no pattern can hang the bot. RE2's ``\\w`` and
   ``\\b`` know only ASCII: write ``\\pL`` for a letter of any script.
@@ -53,10 +61,37 @@ the same shape: ``any: [{all: ["@port", "@strike"]}, "@blockade"]``.
 Windows
 -------
 ``within`` says how close the evidence must be. The positive part (``all``/``any``) must be
-satisfied inside one window: a sentence, a paragraph, the whole item (title and text), or N
-words. A ``none`` term vetoes only the windows that contain it: "the submarine Kursk" in one
-sentence does not veto a sentence about fighting in Kursk Oblast further on. A title is a
-window of its own.
+satisfied inside one window: a sentence, ``N sentences`` in a row (2 to 10), a paragraph, the
+whole item (title and text), or N words. A ``none`` term vetoes only the windows that contain
+it: "the submarine Kursk" in one sentence does not veto a sentence about fighting in Kursk
+Oblast further on. A title is a window of its own.
+
+``within: 2 sentences`` sits between the strict sentence and the loose paragraph: reports
+often name the actor in one sentence and the drill in the next ("Beijing announced naval
+drills. The ships sailed close to Taiwan."). The window slides one sentence at a time and may
+run across a paragraph break (feeds often put every sentence in a paragraph of its own), but
+never from the title into the text.
+
+Sentences end at . ! ? … and CJK full stops, not after abbreviations (English "Gen.", "U.S.",
+"Jan."; Russian and Ukrainian "г.", "ст.", "ред.", "тис."), initials or decimals; a short line
+before a longer one (a headline, a dateline) and each list item ("- ", "• ", "1. ", "a) ") is
+a sentence of its own.
+
+Item conditions
+---------------
+``item`` has the shape of ``match`` (``all``/``any``/``none``, nested) and is judged once on
+the whole item (the rule's fields), beside the per-window ``match``: the rule fires when the
+item condition holds and some window satisfies ``match``. It says what a window cannot:
+
+    item: {all: ["@taiwan"]}                  # the item is about Taiwan ...
+    match: {all: ["@pla", "@drills"]}         # ... and a window has a PLA drill
+    item:
+      none:                                   # an item-wide veto, with its own exception:
+        - all: ["Battle of Kursk", "1943"]    # an article on the 1943 battle is vetoed
+          none: ["@ukraine", "drone*"]        # unless it speaks of the present war too
+
+``item: {none: [...]}`` alone is a list of item-wide vetoes. Item terms are conditions, not
+evidence: they never make a window fire and are not highlighted in snippets.
 """
 
 from __future__ import annotations

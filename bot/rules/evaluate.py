@@ -225,6 +225,8 @@ def _holds(node: Expr | Leaf, present: set[str]) -> bool:
 def _name(node: Expr | Leaf) -> str:
     if isinstance(node, Leaf):
         return node.name
+    if not node.all and len(node.any) == 1:  # {any: [x], none: [...]}: x, with its vetoes
+        return _name(node.any[0])
     parts = [_name(c) for c in node.all] + ([f"one of ({_or_names(node.any)})"] if node.any else [])
     return parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
 
@@ -266,7 +268,8 @@ def _closest(node: Expr | Leaf, present: set[str]) -> tuple[list[str], list[str]
     if node.any and not any(_holds(c, present) for c in node.any):
         best = max(node.any, key=lambda c: _satisfied(c, present))
         more, more_vetoes = _closest(best, present)
-        lacked += more if _satisfied(best, present) else [f"one of ({_or_names(node.any)})"]
+        one_of = _name(node.any[0]) if len(node.any) == 1 else f"one of ({_or_names(node.any)})"
+        lacked += more if _satisfied(best, present) else [one_of]
         vetoes += more_vetoes
     return lacked, vetoes
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.durations import parse_duration
 from bot.errors import Problem, RuleError
+from bot.rules.inflect import release as release_inflection
 from bot.rules.language import (
     _ID,
     FIELDS,
@@ -366,6 +367,7 @@ def _duplicate_ids(rules: list[Rule]) -> list[Problem]:
 def load_rules(path: Path | str) -> Rulebook:
     """Every rule under `path` (a folder or one file), compiled; RuleError lists every problem."""
     rules, problems = read_rule_set(Path(path))
+    release_inflection()  # the `~` forms are made: the dictionaries are not needed now
     if problems:
         raise RuleError(problems)
     return Rulebook(rules)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+Phrase = tuple[str, ...]
 MAX_FORMS = 400  # forms one term may expand to (a phrase multiplies its words' forms)
 _UKRAINIAN = set("іїєґ")
 _RUSSIAN = set("ыэъё")
@@ -48,21 +49,28 @@ _CASES = ("nomn", "gent", "datv", "accs", "ablt", "loct", "voct")
 _NUMBERS: tuple[frozenset[str], ...] = (frozenset(), frozenset({"plur"}))
 
 
-def phrase_forms(words: tuple[str, ...], inflected: tuple[bool, ...]) -> list[tuple[str, ...]]:
+def release() -> None:
+    """Drop the dictionaries (about 30 MB) once rules are loaded; the forms stay cached, so a
+    reload of unchanged rules does not load them again."""
+    _analyzer.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def phrase_forms(words: tuple[str, ...], inflected: tuple[bool, ...]) -> tuple[Phrase, ...]:
     """The forms of a phrase whose `inflected` words take every case and number together
     ("~Курская ~область" -> курская область, курской области, курскую область ...), so the
     words agree; one `~` word alone takes every form of its lexeme."""
     if sum(inflected) == 1:
-        return [
+        return tuple(
             tuple(form if flag else word for word, flag in zip(words, inflected, strict=True))
             for form in word_forms(next(w for w, f in zip(words, inflected, strict=True) if f))
-        ]
+        )
     parses = [_readings(w) if flag else [] for w, flag in zip(words, inflected, strict=True)]
     out = {tuple(w.lower() for w in words)}
     for case in _CASES:
         for number in _NUMBERS:
             out.update(_agreeing(words, parses, {case, *number}))
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 def _agreeing(words: tuple[str, ...], parses: list[list[Any]], grammemes: set[str]) -> set:

@@ -72,8 +72,14 @@ def tokens(text: str) -> list[Token]:
     out = []
     for m in _WORD.finditer(text):
         # a word only splits further in odd cases (e.g. NFKC of "½"): keep the whole span
-        out += [Token(m.start(), m.end(), part, m[0]) for part in canonical(m[0]).split()]
+        out += [Token(m.start(), m.end(), part, m[0]) for part in _folded_word(m[0])]
     return out
+
+
+@lru_cache(maxsize=65536)
+def _folded_word(word: str) -> tuple[str, ...]:
+    """A word's canonical parts, kept: words repeat across the sentences quoted in snippets."""
+    return tuple(canonical(word).split())
 
 
 @dataclass(frozen=True)

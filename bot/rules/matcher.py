@@ -29,7 +29,7 @@ import re2
 
 from bot.models import Item, Match, Window
 from bot.rules.credit import Credit, Scan
-from bot.rules.language import Expr, Leaf, Rule, Term, compile_regex
+from bot.rules.language import Expr, Leaf, Rule, Term, compile_regex, sentences_window
 from bot.rules.partindex import PartIndex
 from bot.rules.snippets import make_snippets
 from bot.rules.text import BOUNDARY, canonical
@@ -296,9 +296,13 @@ class Rulebook:
         ]
         if not satisfied:
             return None
-        # quote the sentences that hold the rule on their own, if any: a window of several
-        # sentences can take in a neighbour that only shares a word or two with the topic
-        whole = [[part] for w in satisfied for part in w if _holds(compiled.expr, part[1])]
+        # of N-sentence windows, quote the sentences that hold the rule on their own, if any:
+        # such a window can take in a neighbour that only shares a word or two with the topic
+        whole = (
+            [[part] for w in satisfied for part in w if _holds(compiled.expr, part[1])]
+            if sentences_window(rule.within)
+            else None
+        )
         found = evidence(whole or satisfied, compiled.positive, self._terms)
         terms = sorted({t.text for e in found for t in e.terms})
         return Match(

@@ -58,11 +58,14 @@ def make_snippets(
 
 def _chosen(evidence: list[Evidence], texts: dict[str, str]) -> list[Evidence]:
     """The best MAX_SNIPPETS distinct sentences of the content, in text order."""
-    seen = {_same(texts.get("title", ""))}
+    title = texts.get("title", "")
+    seen = {_same(title)} if title else set()
     chosen = []
     for ev in sorted(evidence, key=_rank):
-        key = _same(texts[ev.field][ev.start : ev.end])
-        if ev.field == "content" and key not in seen:
+        if ev.field != "content":
+            continue
+        key = _same(texts["content"][ev.start : ev.end])
+        if key not in seen:
             seen.add(key)
             chosen.append(ev)
             if len(chosen) == MAX_SNIPPETS:

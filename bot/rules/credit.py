@@ -28,6 +28,22 @@ from bot.rules.text import (
 )
 from bot.rules.windows import Sentence
 
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _word_starts(text: str, spans: list[tuple[int, int, int]]) -> list[int] | None:
+    """The canonical word number each sentence starts at, then the field's word count; None
+    when words cannot be told without canonicalising (see Credit.reuse_hits)."""
+    if text.isascii():
+        return sentence_word_starts(text, spans)
+    if max(text) > "\uffff" or "\u02bc" in text or not unicodedata.is_normalized("NFKC", text):
+        return None
+    starts, count = [0], 0
+    for start, end, _ in spans:
+        count += len(_WORD.findall(text, start, end))
+        starts.append(count)
+    return starts
+
 
 class Scan(NamedTuple):
     """A field's scan: terms found, its canonical text and the automaton's (end, key) hits."""
@@ -115,13 +131,18 @@ class Credit:
         """What _hits_in finds, from the field scan's hits instead of a second canonicalising
         and scan of the joined sentences; False (and nothing done) when they might differ.
 
-        In ASCII text sentences meet at whitespace, so the canonical text's words are those of
-        its sentences in turn: the joined text only adds a boundary word between sentences.
-        Its hits are the field's, less those running from one sentence into the next.
+        Sentences meet at whitespace, so the canonical text's words are those of its sentences
+        in turn: the joined text only adds a boundary word between sentences. Its hits are the
+        field's, less those running from one sentence into the next. Counting each sentence's
+        words without canonicalising it is exact for ASCII text and for NFKC-normal text of the
+        Basic Multilingual Plane without the Ukrainian apostrophe (Cyrillic feeds); other text
+        is scanned again.
         """
-        if not (self.hits_reusable and text.isascii() and BOUNDARY not in text):
+        if not (self.hits_reusable and BOUNDARY not in text):
             return False
-        starts = sentence_word_starts(text, spans)  # and, last, the field's word count
+        starts = _word_starts(text, spans)  # and, last, the field's word count
+        if starts is None:
+            return False
         canon = scan.canon
         if starts[-1] != canon.count(" ") - 1:
             return False  # a word split between sentences: not expected, but then not equal

@@ -301,6 +301,45 @@ def test_reused_scan_hits_equal_a_scan_of_the_sentences(terms: list[str], text: 
         assert reused == sentence_hits(book, text, by_words, reuse=False)
 
 
+# Cyrillic text (NFC or NFD, with stress marks and the Ukrainian apostrophe now and then): the
+# field scan's hits are reused when words can be counted without canonicalising, else not.
+CYRILLIC_WORDS = ["курской", "области", "удар", "ударом", "порт", "київ", "війська", "обʼєкт",
+                  "уче\u0301ния", "й", "ёлка", "the", "port", "½"]  # fmt: skip
+CYRILLIC_TERMS = ["курской области", "удар*", "~удар", "порт", "Київ", "війська", "port",
+                  "учения", "ёлка", "обʼєкт"]  # fmt: skip
+
+
+@st.composite
+def cyrillic_texts(draw: st.DrawFn) -> str:
+    text = words_apart(draw, CYRILLIC_WORDS, ASCII_SEPARATORS)
+    return unicodedata.normalize(draw(st.sampled_from(["NFC", "NFD"])), text)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(CYRILLIC_TERMS), min_size=1, unique=True), cyrillic_texts())
+@example(terms=["удар*"], text="удар. ударом")
+def test_reused_scan_hits_equal_a_scan_of_cyrillic_sentences(terms: list[str], text: str) -> None:
+    rs = []
+    for n, term in enumerate(terms):
+        leaf = Leaf(term, parse_terms(term))
+        rs.append(Rule(f"r{n}", "t", "", "medium", Expr(all=(leaf,)), within=3))
+    book = Rulebook(rs)
+    spans = sentence_spans(text)
+    wanted = frozenset(range(book.term_count))
+    for by_words in (False, True):
+        reused: dict = defaultdict(dict)
+        firsts = [0] * len(spans)
+        if not book._credit.reuse_hits(
+            reused, firsts, text, book._scan_field(text), spans, by_words, wanted
+        ):
+            continue  # not reusable here: the sentences are scanned again
+        joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
+        scanned: dict = defaultdict(dict)
+        again = [0] * len(spans)
+        book._credit.hits_in(scanned, again, joined, by_words, wanted)
+        assert (dict(reused), firsts) == (dict(scanned), again)
+
+
 @SETTINGS
 @given(rules("r", ASCII_TERMS, 6), ascii_texts(), st.data())
 def test_reusing_scan_hits_never_changes_matches(

@@ -6,7 +6,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bot.models import Snippet
 from bot.rules.language import Term, compile_regex
@@ -28,12 +28,13 @@ class Evidence(NamedTuple):
 
 
 Indexed = tuple[list[Token], dict[str, list[int]]]
+Cache = dict[tuple[str, int], Any]  # per item: sentence words, and normalised sentence text
 
 
 def make_snippets(
     evidence: list[Evidence],
     texts: dict[str, str],
-    cache: dict[tuple[str, int], Indexed] | None = None,
+    cache: Cache | None = None,
 ) -> tuple[Snippet, ...]:
     """At most three snippets, in the order they appear in the report: the best sentences
     (most distinct terms, then earliest), never the same sentence twice, never the headline
@@ -44,7 +45,7 @@ def make_snippets(
     """
     cache = {} if cache is None else cache
     out = []
-    for ev in _chosen(evidence, texts):
+    for ev in _chosen(evidence, texts, cache):
         sentence = texts[ev.field][ev.start : ev.end]
         if sentence.isascii():
             out.append(trim(sentence, find_terms(sentence, ev.terms)))
@@ -56,7 +57,7 @@ def make_snippets(
     return tuple(out)
 
 
-def _chosen(evidence: list[Evidence], texts: dict[str, str]) -> list[Evidence]:
+def _chosen(evidence: list[Evidence], texts: dict[str, str], cache: Cache) -> list[Evidence]:
     """The best MAX_SNIPPETS distinct sentences of the content, in text order."""
     title = texts.get("title", "")
     seen = {_same(title)} if title else set()
@@ -64,7 +65,9 @@ def _chosen(evidence: list[Evidence], texts: dict[str, str]) -> list[Evidence]:
     for ev in sorted(evidence, key=_rank):
         if ev.field != "content":
             continue
-        key = _same(texts["content"][ev.start : ev.end])
+        key = cache.get(("same", ev.start))  # several rules often quote the same sentence
+        if key is None:
+            key = cache[("same", ev.start)] = _same(texts["content"][ev.start : ev.end])
         if key not in seen:
             seen.add(key)
             chosen.append(ev)

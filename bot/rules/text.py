@@ -205,7 +205,7 @@ def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
     last = text[word_start : m.start()].lstrip("(\"'“‘«").casefold()
     if len(last) == 1 and last.isalpha():
         return False  # an initial: "J. Smith", "U.S."
-    return last not in _ABBREVIATIONS and not _DOTTED.fullmatch(last)
+    return last not in _ABBREVIATIONS and not ("." in last and _DOTTED.fullmatch(last))
 
 
 def _line_ends_sentence(text: str, sentence_start: int, line_end: int, next_line: int) -> bool:

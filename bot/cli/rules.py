@@ -1,4 +1,4 @@
-"""Commands for rule authors: `rules check`, `rules test` and `match` (and the rest of `rules`)."""
+"""Rule authors' commands: `rules check`, `rules test`, `match`; other `rules` ones join here."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bot.cli.backtest import register_actions as register_backtest
+from bot.cli.evaluate import register as register_eval
 from bot.cli.feedback import register_actions as register_feedback
 from bot.errors import RuleError
 from bot.models import Item, Match
@@ -40,6 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     test.set_defaults(handler=cmd_test)
     register_backtest(sub)
     register_feedback(sub)
+    register_eval(sub, default_rules_path)
 
     match = commands.add_parser("match", help="show which rules fire on a text, with snippets")
     match.add_argument("file", nargs="?", default="-", help="a text file, or - for stdin (default)")

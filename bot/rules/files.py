@@ -7,11 +7,13 @@ from typing import Any
 
 from bot.durations import parse_duration
 from bot.errors import Problem, RuleError
+from bot.rules.inflect import release as release_inflection
 from bot.rules.language import (
     _ID,
     FIELDS,
     LEVELS,
     MAX_DEPTH,
+    MAX_SENTENCES,
     RULE_KEYS,
     WINDOWS,
     Example,
@@ -20,7 +22,7 @@ from bot.rules.language import (
     Rule,
     Term,
     did_you_mean,
-    parse_term,
+    parse_terms,
 )
 from bot.rules.matcher import Rulebook
 from bot.rules.yamlsrc import LocatedDict, LocatedList, Source, line_of, read_bytes, read_yaml
@@ -93,8 +95,7 @@ def _read_term_file(file: Path, source: Source, line: int) -> tuple[Term, ...]:
     for number, text in enumerate(lines, 1):
         text = text.split("#", 1)[0].strip() if not text.lstrip().startswith("/") else text.strip()
         if text:
-            term = _term(text, file_source, number)
-            terms += [term] if term else []
+            terms += _term(text, file_source, number)
     source.problems += file_source.problems
     return tuple(terms)
 
@@ -121,15 +122,16 @@ def _parse_groups(data: Any, source: Source, folder: Path) -> Groups:
 
 def _terms_of(values: list, source: Source, line: int) -> tuple[Term, ...]:
     lines = values.item_lines if isinstance(values, LocatedList) else [line] * len(values)
-    return tuple(t for v, n in zip(values, lines, strict=True) if (t := _term(v, source, n)))
+    return tuple(t for v, n in zip(values, lines, strict=True) for t in _term(v, source, n))
 
 
-def _term(raw: object, source: Source, line: int) -> Term | None:
+def _term(raw: object, source: Source, line: int) -> tuple[Term, ...]:
+    """The terms one written term stands for (several for `~` forms); () after a problem."""
     try:
-        return parse_term(raw)
+        return parse_terms(raw)
     except ValueError as exc:
         source.problem(line, str(exc))
-        return None
+        return ()
 
 
 def _read_rule(file: Path, shared: Groups, problems: list[Problem]) -> Rule | None:
@@ -172,6 +174,7 @@ class _RuleReader:
         expr = self._expr(self.data["match"], self.line("match"), 0, top=True)
         if expr is None:
             return None
+        item = self._item_conditions()
         return Rule(
             id=rule_id,
             title=self._text("title", rule_id),
@@ -186,6 +189,7 @@ class _RuleReader:
             should_not_match=self._examples("no_match"),
             path=str(self.file),
             line=self.line("id"),
+            item=item,
         )
 
     def _id(self) -> str:
@@ -216,11 +220,39 @@ class _RuleReader:
             return value
         if value in WINDOWS:
             return value
+        if isinstance(value, str) and value.split()[-1:] in (["sentences"], ["sentence"]):
+            return self._sentences_window(value)
         self.problem(
             "within",
-            f"'within' must be item, paragraph, sentence or a number of words, not {value!r}",
+            "'within' must be item, paragraph, sentence, N sentences or a number of words, "
+            f"not {value!r}",
         )
         return "sentence"
+
+    def _sentences_window(self, value: str) -> str:
+        """'3 sentences': N consecutive sentences (2 to MAX_SENTENCES)."""
+        count = value.split()[0]
+        if len(value.split()) != 2 or not count.isdigit() or not 2 <= int(count) <= MAX_SENTENCES:
+            self.problem(
+                "within",
+                f"'within: {value}': write 'N sentences' with N from 2 to {MAX_SENTENCES} "
+                "(or 'sentence' for one)",
+            )
+            return "sentence"
+        return f"{int(count)} sentences"
+
+    def _item_conditions(self) -> Expr | None:
+        """`item:` all/any/none over the whole item, beside the per-window `match`."""
+        if "item" not in self.data:
+            return None
+        node, line = self.data["item"], self.line("item")
+        if isinstance(node, dict) and not node:
+            self.source.problem(line, "item needs all:, any: and/or none:")
+            return None
+        if isinstance(node, dict) and set(node) == {"none"}:  # vetoes alone
+            vetoes = self._items(node["none"], node.key_lines.get("none", line), 0)
+            return Expr(none=vetoes) if vetoes else None
+        return self._expr(node, line, 0)
 
     def _names(self, key: str) -> tuple[str, ...]:
         value = self.data.get(key, [])
@@ -314,8 +346,8 @@ class _RuleReader:
                     line, f"group '{name}' is empty: add terms to it or remove '@{name}'"
                 )
             return Leaf(item, self.groups[name]) if self.groups[name] else None
-        term = _term(item, self.source, line)
-        return Leaf(term.text, (term,)) if term else None
+        terms = _term(item, self.source, line)
+        return Leaf(terms[0].text, terms) if terms else None
 
 
 def _duplicate_ids(rules: list[Rule]) -> list[Problem]:
@@ -342,6 +374,7 @@ def _duplicate_ids(rules: list[Rule]) -> list[Problem]:
 def load_rules(path: Path | str) -> Rulebook:
     """Every rule under `path` (a folder or one file), compiled; RuleError lists every problem."""
     rules, problems = read_rule_set(Path(path))
+    release_inflection()  # the `~` forms are made: the dictionaries are not needed now
     if problems:
         raise RuleError(problems)
     return Rulebook(rules)

@@ -18,7 +18,9 @@ One rule per file, ``rules/<id>.yaml``::
     match:
       all: ["@taiwan", "@china", "@drills"]
       none: ["stock option*"]
-    within: sentence                # item | paragraph | sentence (default) | a number of words
+    item:                           # optional: conditions on the whole item
+      none: ["Taiwan Semiconductor"]
+    within: 2 sentences             # item | paragraph | sentence (default) | N sentences | N
     throttle: 6h                    # the same rule alerts a story at most once per 6 hours
     tests:
       match: ["China's PLA began live-fire drills encircling Taiwan on Monday."]
@@ -33,6 +35,12 @@ Terms
 - ``drill*``, ``Курск*``: a trailing ``*`` matches any ending of the last word (drills,
   drilling; Курская, Курской). At least 3 letters must come before the ``*``.
 - ``=PLA``: a leading ``=`` matches case-sensitively, for acronyms ("PLA", not "pla").
+- ``~учения``, ``"~Курська ~операція"``: every inflected form of a Russian or Ukrainian word
+  (учения, учений, учениям, учениях ...). The forms are generated when the rules load, from the
+  pymorphy3 dictionaries (see inflect.py), and become plain whole-word terms, so matching pays
+  nothing for them. In a phrase the ``~`` words take every case and number together, so they
+  agree ("Курської операції", "Курською операцією"); words without ``~`` stay as written.
+  ``~`` goes only before a Cyrillic word, and not with ``=`` or ``*``.
 - ``/\\bJoint Sword-20\\d\\d[AB]?\\b/``: a regular expression (RE2 syntax, case-insensitive,
   run on the NFKC text). RE2 runs in linear time, so no pattern can hang the bot. RE2's ``\\w`` and
   ``\\b`` know only ASCII: write ``\\pL`` for a letter of any script.
@@ -53,14 +61,42 @@ the same shape: ``any: [{all: ["@port", "@strike"]}, "@blockade"]``.
 Windows
 -------
 ``within`` says how close the evidence must be. The positive part (``all``/``any``) must be
-satisfied inside one window: a sentence, a paragraph, the whole item (title and text), or N
-words. A ``none`` term vetoes only the windows that contain it: "the submarine Kursk" in one
-sentence does not veto a sentence about fighting in Kursk Oblast further on. A title is a
-window of its own.
+satisfied inside one window: a sentence, ``N sentences`` in a row (2 to 10), a paragraph, the
+whole item (title and text), or N words. A ``none`` term vetoes only the windows that contain
+it: "the submarine Kursk" in one sentence does not veto a sentence about fighting in Kursk
+Oblast further on. A title is a window of its own.
+
+``within: 2 sentences`` sits between the strict sentence and the loose paragraph: reports
+often name the actor in one sentence and the drill in the next ("Beijing announced naval
+drills. The ships sailed close to Taiwan."). The window slides one sentence at a time and may
+run across a paragraph break (feeds often put every sentence in a paragraph of its own), but
+never from the title into the text.
+
+Sentences end at . ! ? … and CJK full stops, not after abbreviations (English "Gen.", "U.S.",
+"Jan."; Russian and Ukrainian "г.", "ст.", "ред.", "тис."), initials or decimals; a short line
+before a longer one (a headline, a dateline) and each list item ("- ", "• ", "1. ", "a) ") is
+a sentence of its own.
+
+Item conditions
+---------------
+``item`` has the shape of ``match`` (``all``/``any``/``none``, nested) and is judged once on
+the whole item (the rule's fields), beside the per-window ``match``: the rule fires when the
+item condition holds and some window satisfies ``match``. It says what a window cannot:
+
+    item: {all: ["@taiwan"]}                  # the item is about Taiwan ...
+    match: {all: ["@pla", "@drills"]}         # ... and a window has a PLA drill
+    item:
+      none:                                   # an item-wide veto, with its own exception:
+        - all: ["Battle of Kursk", "1943"]    # an article on the 1943 battle is vetoed
+          none: ["@ukraine", "drone*"]        # unless it speaks of the present war too
+
+``item: {none: [...]}`` alone is a list of item-wide vetoes. Item terms are conditions, not
+evidence: they never make a window fire and are not highlighted in snippets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
@@ -69,13 +105,15 @@ from typing import Any
 
 import re2
 
+from bot.rules.inflect import MAX_FORMS, is_cyrillic, phrase_forms
 from bot.rules.text import canonical
 
 LEVELS = ("low", "medium", "high", "critical")
 FIELDS = ("title", "content")
 WINDOWS = ("item", "paragraph", "sentence")
-RULE_KEYS = "id title description level feeds fields terms match within throttle tests".split()
+RULE_KEYS = "id title description level feeds fields terms match item within throttle tests".split()
 MAX_DEPTH = 8
+MAX_SENTENCES = 10  # the widest "N sentences" window
 MIN_PREFIX = 3
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
@@ -128,7 +166,7 @@ class Rule:
     description: str
     level: str
     match: Expr
-    within: str | int = "sentence"
+    within: str | int = "sentence"  # also "N sentences": N consecutive sentences
     feeds: tuple[str, ...] = ()
     fields: tuple[str, ...] = FIELDS
     throttle: float = 0.0
@@ -136,6 +174,38 @@ class Rule:
     should_not_match: tuple[Example, ...] = ()
     path: str = ""
     line: int = 1
+    item: Expr | None = None  # conditions on the whole item (fields), vetoes included
+
+
+def sentences_window(within: str | int) -> int:
+    """N for a window of N consecutive sentences ("3 sentences"), else 0."""
+    if isinstance(within, str) and within.endswith(" sentences"):
+        return int(within.split()[0])
+    return 0
+
+
+def parse_terms(raw: object) -> tuple[Term, ...]:
+    """The terms a written term stands for: one, or one per form when it has `~` words."""
+    text = str(raw).strip() if isinstance(raw, str) else ""
+    if "~" not in text or (text.startswith("/") and text.endswith("/")):
+        return (parse_term(raw),)
+    if text.startswith("="):
+        raise ValueError(f"'{text}': '=' (case) and '~' (inflection) do not go together")
+    if text.endswith("*"):
+        raise ValueError(f"'{text}': '~' (every form) and '*' (any ending) do not go together")
+    words = text.split()
+    for word in words:
+        if word.startswith("~") and (len(word) < 2 or "~" in word[1:] or not is_cyrillic(word[1:])):
+            raise ValueError(
+                f"'{text}': '~' goes before a Russian or Ukrainian word ('~учения'); "
+                "for other languages write the forms, or a wildcard"
+            )
+    bare = tuple(w.lstrip("~") for w in words)
+    forms = phrase_forms(bare, tuple(w.startswith("~") for w in words))
+    if len(forms) > MAX_FORMS:
+        raise ValueError(f"'{text}' has over {MAX_FORMS} forms: put '~' on fewer words")
+    terms = (dataclasses.replace(parse_term(" ".join(f)), text=text) for f in forms)
+    return tuple(dict.fromkeys(terms))  # folding makes some forms alike (й = и)
 
 
 def parse_term(raw: object) -> Term:

@@ -16,31 +16,23 @@ How an item is matched:
 
 from __future__ import annotations
 
-import bisect
-import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress, repeat
+from itertools import repeat
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import ahocorasick
 import re2
 
-from bot.models import Item, Match
-from bot.rules.language import Expr, Leaf, Rule, Term, compile_regex
+from bot.models import Item, Match, Window
+from bot.rules.credit import Credit, Scan
+from bot.rules.language import Expr, Leaf, Rule, Term, compile_regex, sentences_window
 from bot.rules.partindex import PartIndex
 from bot.rules.snippets import make_snippets
-from bot.rules.text import (
-    BOUNDARY,
-    SENTENCE_JOINER,
-    canonical,
-    sentence_spans,
-    sentence_word_starts,
-    strip_invisible,
-)
+from bot.rules.text import BOUNDARY, canonical, strip_invisible
 from bot.rules.windows import Sentence, evidence, present, spans, windows
 
 _MAX_PARTS = 64  # required parts checked per rule (more are not used for dismissal)
@@ -81,6 +73,7 @@ class _CompiledRule:
     expr: Node
     positive: frozenset[int]  # term ids that can make the rule fire
     own: frozenset[int]  # all its term ids, `none` ones included
+    item: Node | None = None  # conditions on the whole item (`item:`), vetoes included
 
 
 class Rulebook:
@@ -107,6 +100,17 @@ class Rulebook:
         self._cased = {i for i, t in enumerate(self._terms) if t.case_sensitive}
         regex_ids = {term_id for term_id, _ in self._regexes}
         self._always = {i for i, c in enumerate(self._compiled) if c.positive & regex_ids}
+        self._credit = Credit(
+            self._terms,
+            self._automaton,
+            self._key_lengths,
+            self._key_ids,
+            self._first_of,
+            self._cased,
+            self._regexes,
+            self._regex_set,
+            self._hits_reusable,
+        )
 
     def get(self, rule_id: str) -> Rule | None:
         """The rule with this id, if loaded."""
@@ -122,6 +126,26 @@ class Rulebook:
         compiled = next(c for c in self._compiled if c.rule.id == rule_id)
         found = self._scan_field(item.title or "").found | self._scan_field(item.text or "").found
         return sorted({self._terms[i].text for i in found & compiled.positive})
+
+    def trace(self, item: Item, rule_id: str) -> tuple[set[str], list[tuple[Window, set[str]]]]:
+        """For explaining a result: the rule's terms (as written) found anywhere in the item,
+        and each window the rule is judged in, with the rule's terms found in it."""
+        compiled = next(c for c in self._compiled if c.rule.id == rule_id)
+        fields = {"title": item.title or "", "content": item.text or ""}
+        scans = {name: self._scan_field(text) for name, text in fields.items()}
+        by_words = not isinstance(compiled.rule.within, str)
+        relevant = [
+            s
+            for name in compiled.rule.fields
+            for s in self._credit.analyse(fields[name], name, by_words, compiled.own, scans[name])
+        ]
+        texts = self._terms.__getitem__
+        found = set().union(*(scans[name].found for name in compiled.rule.fields))
+        traced = [
+            (spans([w])[0], {texts(i).text for i in present(w)})
+            for w in windows(compiled.rule.within, relevant, compiled.own)
+        ]
+        return {texts(i).text for i in found}, traced
 
     def _term_id(self, term: Term) -> int:
         if term not in self._term_ids:
@@ -147,7 +171,9 @@ class Rulebook:
             )
 
         expr = compile_node(rule.match, True)
-        return _CompiledRule(rule, expr, frozenset(positive), frozenset(own))
+        own_ids = frozenset(own)  # item conditions are judged on the item, not in windows
+        item = compile_node(rule.item, False) if rule.item is not None else None
+        return _CompiledRule(rule, expr, frozenset(positive), own_ids, item)
 
     def _build_automaton(self) -> Any:
         keys: dict[str, list[int]] = defaultdict(list)
@@ -192,7 +218,7 @@ class Rulebook:
         by_words = any(not isinstance(c.rule.within, str) for c in candidates)
         wanted = frozenset().union(*(c.own for c in candidates))
         analysed = {
-            name: self._analyse(text, name, by_words, wanted, scans[name])
+            name: self._credit.analyse(text, name, by_words, wanted, scans[name])
             for name, text in fields.items()
         }
         matches, words = [], {}
@@ -212,16 +238,16 @@ class Rulebook:
             found.update(self._shared_keys[first])
         return found, hits
 
-    def _scan_field(self, text: str) -> _Scan:
+    def _scan_field(self, text: str) -> Scan:
         if not text:
-            return _Scan(set(), " ", [])
+            return Scan(set(), " ", [])
         canon = canonical(text)
         found, hits = self._scan(canon)
         if found & self._cased:
             found -= self._absent_cased(found & self._cased, text)
         if self._regexes:
             found.update(self._regex_terms_in(unicodedata.normalize("NFKC", text)))
-        return _Scan(found, canon, hits)
+        return Scan(found, canon, hits)
 
     def _regex_terms_in(self, nfkc: str) -> Iterable[int]:
         """The regex terms found in the text: all in one pass when they make one RE2 set."""
@@ -248,160 +274,11 @@ class Rulebook:
                 continue
             if rule.fields not in by_fields:
                 by_fields[rule.fields] = set().union(*(present[f] for f in rule.fields))
-            if _holds(compiled.expr, by_fields[rule.fields], veto=False):
+            if _holds(compiled.expr, by_fields[rule.fields], veto=False) and (
+                compiled.item is None or _holds(compiled.item, by_fields[rule.fields])
+            ):
                 out.append(compiled)
         return out
-
-    def _analyse(
-        self, text: str, field_name: str, by_words: bool, wanted: frozenset[int], scan: _Scan
-    ) -> list[Sentence]:
-        """Sentences of one field holding `wanted` terms, with those terms (only for candidate
-        items). Windows only ever consist of sentences with hits, so others are left out."""
-        if field_name == "title":
-            spans = [(0, len(text), 0)] if text.strip() else []
-        else:
-            spans = sentence_spans(text)
-        hits: dict[int, dict[int, list[int]]] = defaultdict(dict)  # sentence -> term -> words
-        firsts = [0] * len(spans)  # each sentence's first word number, for word windows
-        # the field scan's hits when they are sure to be the same, else a scan of the sentences
-        if (
-            spans
-            and self._automaton is not None
-            and not self._reuse_hits(hits, firsts, text, scan, spans, by_words, wanted)
-        ):
-            joined = SENTENCE_JOINER.join(text[a:b] for a, b, _ in spans)
-            self._hits_in(hits, firsts, joined, by_words, wanted)
-        if spans and self._regexes:
-            self._regex_hits(hits, firsts, spans, text, by_words, wanted)
-        return [Sentence(field_name, *spans[n], firsts[n], hits[n]) for n in sorted(hits)]
-
-    def _hits_in(
-        self,
-        hits: dict[int, dict[int, list[int]]],
-        firsts: list[int],
-        joined: str,
-        by_words: bool,
-        wanted: frozenset[int],
-    ) -> None:
-        """One scan of the joined sentences; each hit is credited to its sentence (and its
-        word number, when a rule counts words)."""
-        canon = canonical(joined)
-        marks = [m.start() for m in re.finditer(BOUNDARY, canon)]
-        cased = canonical(joined, keep_case=True) if self._cased else canon
-        spaces = _SpaceCounter(canon)
-        if by_words:  # a sentence's first word: spaces up to it, less the boundary tokens
-            counter = _SpaceCounter(canon)
-            for n, mark in enumerate(marks, 1):
-                firsts[n] = counter.before(mark + 2) - 1 - n
-        lengths, key_ids = self._key_lengths, self._key_ids
-        for end, key in self._automaton.iter(canon):
-            ids = key_ids[key]
-            if wanted.isdisjoint(ids):
-                continue
-            start = end - lengths[key] + 1
-            index = bisect.bisect_left(marks, start)
-            word = spaces.before(start + 1) - 1 - index if by_words else 0
-            self._credit(hits, index, word, ids, wanted, (cased, canon, start))
-
-    def _reuse_hits(
-        self,
-        hits: dict[int, dict[int, list[int]]],
-        firsts: list[int],
-        text: str,
-        scan: _Scan,
-        spans: list[tuple[int, int, int]],
-        by_words: bool,
-        wanted: frozenset[int],
-    ) -> bool:
-        """What _hits_in finds, from the field scan's hits instead of a second canonicalising
-        and scan of the joined sentences; False (and nothing done) when they might differ.
-
-        In ASCII text sentences meet at whitespace, so the canonical text's words are those of
-        its sentences in turn: the joined text only adds a boundary word between sentences.
-        Its hits are the field's, less those running from one sentence into the next.
-        """
-        if not (self._hits_reusable and text.isascii() and BOUNDARY not in text):
-            return False
-        starts = sentence_word_starts(text, spans)  # and, last, the field's word count
-        canon = scan.canon
-        if starts[-1] != canon.count(" ") - 1:
-            return False  # a word split between sentences: not expected, but then not equal
-        if by_words:
-            firsts[:] = starts[:-1]
-        cased = canonical(text, keep_case=True) if self._cased else canon
-        lengths, key_ids, spaces = self._key_lengths, self._key_ids, _SpaceCounter(canon)
-        for end, key in self._wanted_hits(scan.hits, wanted):
-            start = end - lengths[key] + 1
-            word = spaces.before(start + 1) - 1  # the field's word number of its first word
-            index = bisect.bisect_right(starts, word) - 1
-            if word + canon.count(" ", start + 1, end) >= starts[index + 1]:
-                continue  # its last word is in the next sentence
-            credited = word if by_words else 0
-            self._credit(hits, index, credited, key_ids[key], wanted, (cased, canon, start))
-        return True
-
-    def _credit(
-        self,
-        hits: dict[int, dict[int, list[int]]],
-        sentence: int,
-        word: int,
-        term_ids: tuple[int, ...],
-        wanted: frozenset[int],
-        where: tuple[str, str, int],  # cased and canonical text, and the hit's start in them
-    ) -> None:
-        """Credit one hit of a key to the wanted terms it stands for, if written in their case."""
-        for term_id in term_ids:
-            if term_id in wanted and (
-                term_id not in self._cased or self._case_fits(term_id, *where)
-            ):
-                hits[sentence].setdefault(term_id, []).append(word)
-
-    def _wanted_hits(
-        self, hits: list[tuple[int, int]], wanted: frozenset[int]
-    ) -> Iterator[tuple[int, int]]:
-        """The hits of keys that wanted terms have, picked at C speed (most hits are not)."""
-        keys: frozenset[int] | set[int] = wanted  # a key's value is its first term's id
-        if self._first_of and (others := self._first_of.keys() & wanted):
-            keys = wanted.union(map(self._first_of.__getitem__, others))
-        return compress(hits, map(keys.__contains__, map(itemgetter(1), hits)))
-
-    def _case_fits(self, term_id: int, cased: str, canon: str, start: int) -> bool:
-        """Is this very occurrence written in the term's case?"""
-        key = self._terms[term_id].cased_key
-        if len(cased) == len(canon):  # nearly always: then positions agree
-            return cased.startswith(key, start)
-        return key in cased  # case folding changed lengths (ß, ǰ): judge the whole field
-
-    def _regex_hits(
-        self,
-        hits: dict[int, dict[int, list[int]]],
-        firsts: list[int],
-        spans: list[tuple[int, int, int]],
-        text: str,
-        by_words: bool,
-        wanted: frozenset[int],
-    ) -> None:
-        """Regex terms, sentence by sentence on the NFKC text (so positions stay put)."""
-        numbers = [n for n, (term_id, _) in enumerate(self._regexes) if term_id in wanted]
-        if not numbers:
-            return
-        for n, (start, end, _) in enumerate(spans):
-            chunk = unicodedata.normalize("NFKC", text[start:end])
-            for term_id, regex in self._regexes_in(chunk, numbers):
-                word, last = firsts[n], 0
-                for m in regex.finditer(chunk):
-                    if by_words:  # counted piecewise: never rescan from the sentence start
-                        word += len(canonical(chunk[last : m.start()]).split())
-                        last = m.start()
-                    hits[n].setdefault(term_id, []).append(word)
-
-    def _regexes_in(self, chunk: str, numbers: list[int]) -> list[tuple[int, Any]]:
-        """Those of the regexes (by number, ascending) that occur in `chunk`, with their term
-        ids: one set scan rules most of them out, rather than one search each."""
-        if self._regex_set is not None:
-            found = set(self._regex_set.Match(chunk) or ())
-            numbers = [n for n in numbers if n in found]
-        return [self._regexes[n] for n in numbers]
 
     def _match_rule(
         self,
@@ -420,7 +297,14 @@ class Rulebook:
         ]
         if not satisfied:
             return None
-        found = evidence(satisfied, compiled.positive, self._terms)
+        # of N-sentence windows, quote the sentences that hold the rule on their own, if any:
+        # such a window can take in a neighbour that only shares a word or two with the topic
+        whole = (
+            [[part] for w in satisfied for part in w if _holds(compiled.expr, part[1])]
+            if sentences_window(rule.within)
+            else None
+        )
+        found = evidence(whole or satisfied, compiled.positive, self._terms)
         terms = sorted({t.text for e in found for t in e.terms})
         return Match(
             rule_id=rule.id,
@@ -430,29 +314,6 @@ class Rulebook:
             terms=tuple(terms),
             snippets=make_snippets(found, texts, words),
         )
-
-
-class _Scan(NamedTuple):
-    """A field's scan: terms found, its canonical text and the automaton's (end, key) hits."""
-
-    found: set[int]
-    canon: str
-    hits: list[tuple[int, int]]
-
-
-class _SpaceCounter:
-    """Spaces in text[:pos], for positions mostly moving forward: linear over a whole scan."""
-
-    def __init__(self, text: str) -> None:
-        self.text, self.pos, self.count = text, 0, 0
-
-    def before(self, pos: int) -> int:
-        if pos >= self.pos:
-            self.count += self.text.count(" ", self.pos, pos)
-        else:
-            self.count -= self.text.count(" ", pos, self.pos)
-        self.pos = pos
-        return self.count
 
 
 def _required_parts(expr: Node) -> list[frozenset[int]]:

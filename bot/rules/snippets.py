@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import NamedTuple
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from bot.models import Snippet
 from bot.rules.language import Term, compile_regex
@@ -27,22 +28,24 @@ class Evidence(NamedTuple):
 
 
 Indexed = tuple[list[Token], dict[str, list[int]]]
+Cache = dict[tuple[str, int], Any]  # per item: sentence words, and normalised sentence text
 
 
 def make_snippets(
     evidence: list[Evidence],
     texts: dict[str, str],
-    cache: dict[tuple[str, int], Indexed] | None = None,
+    cache: Cache | None = None,
 ) -> tuple[Snippet, ...]:
-    """At most three snippets, best first: most distinct terms, then earliest in the item.
+    """At most three snippets, in the order they appear in the report: the best sentences
+    (most distinct terms, then earliest), never the same sentence twice, never the headline
+    (the alert shows it already) nor a sentence that repeats it.
 
     `cache` keeps each sentence's words between the rules of one item (several rules often
     quote the same sentence).
     """
-    ranked = sorted(evidence, key=_rank)
     cache = {} if cache is None else cache
     out = []
-    for ev in ranked[:MAX_SNIPPETS]:
+    for ev in _chosen(evidence, texts, cache):
         sentence = texts[ev.field][ev.start : ev.end]
         if sentence.isascii():
             out.append(trim(sentence, find_terms(sentence, ev.terms)))
@@ -54,8 +57,35 @@ def make_snippets(
     return tuple(out)
 
 
-def _rank(ev: Evidence) -> tuple[int, bool, int]:
-    return -len(ev.terms), ev.field != "content", ev.start
+def _chosen(evidence: list[Evidence], texts: dict[str, str], cache: Cache) -> list[Evidence]:
+    """The best MAX_SNIPPETS distinct sentences of the content, in text order."""
+    title = texts.get("title", "")
+    seen = {_same(title)} if title else set()
+    chosen = []
+    for ev in sorted(evidence, key=_rank):
+        if ev.field != "content":
+            continue
+        key = cache.get(("same", ev.start))  # several rules often quote the same sentence
+        if key is None:
+            key = cache[("same", ev.start)] = _same(texts["content"][ev.start : ev.end])
+        if key not in seen:
+            seen.add(key)
+            chosen.append(ev)
+            if len(chosen) == MAX_SNIPPETS:
+                break
+    return sorted(chosen, key=_START)
+
+
+def _same(sentence: str) -> str:
+    """What two sentences share when one repeats the other (case and spacing aside)."""
+    return " ".join(sentence.split()).casefold()
+
+
+_START = attrgetter("start")
+
+
+def _rank(ev: Evidence) -> tuple[int, int]:
+    return -len(ev.terms), ev.start
 
 
 def index_words(text: str) -> Indexed:

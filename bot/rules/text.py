@@ -73,8 +73,27 @@ def canonical(text: str, *, keep_case: bool = False) -> str:
         text = text.casefold()
     if not text.isascii():
         text = unicodedata.normalize("NFD", text)
-    words = text.translate(_canonical_table()).split()
+        words = _words_of_bmp(text)
+    else:
+        words = text.translate(_canonical_table()).split()
     return " " + " ".join(words) + " " if words else " "
+
+
+def _words_of_bmp(text: str) -> list[str]:
+    """What translating with _canonical_table and splitting gives. Once text is not ASCII,
+    translate looks every character up in the table, ten times slower; replacing each of
+    the few distinct characters the table changes, one str.replace (C speed) each, gives the
+    same text."""
+    table = _canonical_table()
+    changed = [c for c in set(text) if ord(c) in table and c != " "]
+    if len(changed) > _MAX_REPLACED:
+        return text.translate(table).split()
+    for char in changed:
+        text = text.replace(char, table[ord(char)] or "")
+    return text.split()
+
+
+_MAX_REPLACED = 48  # beyond this many distinct characters, one translate pass is cheaper
 
 
 _WORD = re.compile(r"[^\W_]+")
@@ -96,8 +115,14 @@ def tokens(text: str) -> list[Token]:
     out = []
     for m in _WORD.finditer(text):
         # a word only splits further in odd cases (e.g. NFKC of "½"): keep the whole span
-        out += [Token(m.start(), m.end(), part, m[0]) for part in canonical(m[0]).split()]
+        out += [Token(m.start(), m.end(), part, m[0]) for part in _folded_word(m[0])]
     return out
+
+
+@lru_cache(maxsize=65536)
+def _folded_word(word: str) -> tuple[str, ...]:
+    """A word's canonical parts, kept: words repeat across the sentences quoted in snippets."""
+    return tuple(canonical(word).split())
 
 
 @dataclass(frozen=True)
@@ -122,14 +147,21 @@ _SENTENCE_END = re.compile(
 )
 _DOTTED = re.compile(r"(?:\w\.)+\w")  # "U.S", "e.g": the last dot follows
 _ABBREVIATIONS = frozenset(
+    # English: titles and ranks, months, companies, and the like
     "mr mrs ms dr st mt no vs etc gen lt col maj capt sgt adm cmdr gov sen rep pres prof "
     "jan feb mar apr jun jul aug sep sept oct nov dec inc ltd co corp dept est approx fig "
-    "ул г им тов обл р".split()
+    "jr sr rev hon ave blvd brig cpl pvt cdr ft dist min ret op "
+    # Russian and Ukrainian (folded like the text: й = и): year, street, editor, article,
+    # village, thousand, million, for example, see ...
+    "ул г гг им тов обл р рр ред ст пос пгт смт с д вул просп пр див напр см тыс тис млн "
+    "млрд руб грн коп т др ин пп".split()
 )
 # letters before a full stop that make it a sentence end for sure: longer than any
 # abbreviation (casefold never shortens a word), an initial or a dotted "U.S"
 _LONG_WORD = max(map(len, _ABBREVIATIONS)) + 1
 _CLAUSE_MARKS = (",", ";", ":")
+_SHORT_LINE = 60
+_LIST_ITEM = re.compile(r"[-•*–—▪►]\s|\d{1,2}[.)]\s|\(?[a-zа-я][.)]\s")
 
 
 def sentences(text: str) -> list[Sentence]:
@@ -197,7 +229,7 @@ def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
     last = text[word_start : m.start()].lstrip("(\"'“‘«").casefold()
     if len(last) == 1 and last.isalpha():
         return False  # an initial: "J. Smith", "U.S."
-    return last not in _ABBREVIATIONS and not _DOTTED.fullmatch(last)
+    return last not in _ABBREVIATIONS and not ("." in last and _DOTTED.fullmatch(last))
 
 
 def _line_ends_sentence(text: str, sentence_start: int, line_end: int, next_line: int) -> bool:
@@ -209,8 +241,13 @@ def _line_ends_sentence(text: str, sentence_start: int, line_end: int, next_line
         return False
     if line[-1] in ".!?…:;\"'”’»)。！？":
         return True
-    following = text[next_line : next_line + 1]
-    return len(line) < 60 and following in ("-", "•", "*", "–", "—")
+    if _LIST_ITEM.match(text, next_line):
+        return True
+    # a short line before a longer one is a headline or a dateline; a hard-wrapped line is
+    # about as long as the next, or longer (the last line of a paragraph is the short one)
+    following = text.find("\n", next_line)
+    following = len(text) if following == -1 else following
+    return len(line) < _SHORT_LINE and following - next_line > len(line)
 
 
 def _append_stripped(

@@ -1,4 +1,5 @@
-"""Windows: the stretches of an item (sentence, paragraph, item, N words) a rule is judged in.
+"""Windows: the stretches of an item (sentence, N sentences, paragraph, item, N words) a rule
+is judged in.
 
 A window is a list of (sentence, ids): the sentences it covers, each with the rule's own terms
 found in it inside the window. Only the rule's own terms shape its windows, so adding another
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from bot.models import Window
-from bot.rules.language import Term
+from bot.rules.language import Term, sentences_window
 from bot.rules.snippets import Evidence
 
 MAX_WINDOWS = 100  # kept in a Match; every satisfied window still counts for snippets
@@ -29,6 +30,7 @@ class Sentence:
     paragraph: int
     first_word: int = 0  # the field's word number of its first word (for word windows)
     hits: dict[int, list[int]] = field(default_factory=dict)  # term id -> word positions
+    number: int = 0  # the sentence's number in its field (for N-sentence windows)
 
 
 WindowParts = list[tuple[Sentence, frozenset[int]]]
@@ -50,22 +52,56 @@ def windows(within: str | int, sents: list[Sentence], own: frozenset[int]) -> It
                 groups[(s.field, s.paragraph)].append((s, ids))
         yield from groups.values()
     else:
+        count = sentences_window(within)
         for field_name in ("title", "content"):
-            yield from _word_windows(int(within), [s for s in sents if s.field == field_name], own)
+            own_field = [s for s in sents if s.field == field_name]
+            if count:
+                yield from _sentence_windows(count, own_field, own)
+            else:
+                yield from _sweep(int(within), _word_hits(own_field, own), own_field)
 
 
-def _word_windows(size: int, sents: list[Sentence], own: frozenset[int]) -> Iterator[WindowParts]:
-    """Every distinct set of hits that `size` consecutive words can hold.
-
-    The terms inside [start, start + size) only change when a hit enters (start = hit - size
-    + 1) or leaves (start = hit + 1), so those starts cover every window, in one sweep.
-    """
-    hits = sorted(
+def _word_hits(sents: list[Sentence], own: frozenset[int]) -> list[tuple[int, int, int]]:
+    """(word number, term id, sentence index) of every hit of the rule's terms, in order."""
+    return sorted(
         (word, term_id, n)
         for n, s in enumerate(sents)
         for term_id in own.intersection(s.hits)
         for word in s.hits[term_id]
     )
+
+
+def _sentence_windows(
+    count: int, sents: list[Sentence], own: frozenset[int]
+) -> Iterator[WindowParts]:
+    """Every distinct run of the rule's sentences that `count` consecutive sentences hold.
+
+    As in _sweep, the sentences inside [start, start + count) only change when one enters
+    (start = number - count + 1) or leaves (start = number + 1); sentences come in order.
+    """
+    parts = [(s, ids) for s in sents if (ids := own.intersection(s.hits))]
+    numbers = [s.number for s, _ in parts]
+    starts = sorted({n + 1 for n in numbers} | {max(0, n - count + 1) for n in numbers})
+    low = high = 0
+    last = (-1, -1)
+    for start in starts:
+        while high < len(parts) and numbers[high] < start + count:
+            high += 1
+        while low < high and numbers[low] < start:
+            low += 1
+        if low < high and (low, high) != last:
+            last = (low, high)
+            yield parts[low:high]
+
+
+def _sweep(
+    size: int, hits: list[tuple[int, int, int]], sents: list[Sentence]
+) -> Iterator[WindowParts]:
+    """Every distinct set of hits that `size` consecutive positions (words or sentences) hold.
+
+    The terms inside [start, start + size) only change when a hit enters (start = hit - size
+    + 1) or leaves (start = hit + 1), so those starts cover every window, in one sweep.
+    """
     starts = sorted(
         {max(0, w + 1) for w, _, _ in hits} | {max(0, w - size + 1) for w, _, _ in hits}
     )

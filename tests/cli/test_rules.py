@@ -255,7 +255,8 @@ def test_match_ten_megabyte_text(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     matches = json.loads(result.stdout)["matches"]
     assert [m["rule"] for m in matches] == ["kursk", "taiwan"]
-    assert all(len(m["snippets"]) == 3 for m in matches)
+    # the text repeats the same sentences: each is quoted once, never the same sentence twice
+    assert all(len(m["snippets"]) == 1 for m in matches)
 
 
 # A linear engine handles these in about a second; work that grows with the square of the text

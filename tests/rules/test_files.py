@@ -165,11 +165,18 @@ def test_level_invalid_with_suggestion(tmp_path: Path) -> None:
     assert "(did you mean 'high'?)" in message
 
 
-@pytest.mark.parametrize("value", ["sentences", "0", "-3", "true", "[5]"])
+@pytest.mark.parametrize("value", ["0", "-3", "true", "[5]", "sentencs"])
 def test_within_invalid(tmp_path: Path, value: str) -> None:
     line, message = only_problem(tmp_path, f"match: {{all: [Odesa]}}\nwithin: {value}\n")
     assert line == 2
-    assert "'within' must be item, paragraph, sentence or a number of words" in message
+    assert "'within' must be item, paragraph, sentence, N sentences or a number of words" in message
+
+
+@pytest.mark.parametrize("value", ["sentences", "1 sentences", "11 sentences", "x sentences"])
+def test_within_sentences_invalid(tmp_path: Path, value: str) -> None:
+    line, message = only_problem(tmp_path, f"match: {{all: [Odesa]}}\nwithin: {value}\n")
+    assert line == 2
+    assert "write 'N sentences' with N from 2 to 10" in message
 
 
 @pytest.mark.parametrize("value", ["soon", "-5", "6 hours", "true"])

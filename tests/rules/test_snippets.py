@@ -52,7 +52,7 @@ def test_snippet_is_the_sentence_that_fired_with_terms_highlighted(tmp_path: Pat
     )
 
 
-def test_at_most_three_snippets_best_first(tmp_path: Path) -> None:
+def test_at_most_three_snippets_the_best_in_text_order(tmp_path: Path) -> None:
     book = rulebook(tmp_path, "match: {any: [Odesa, Izmail, Chornomorsk]}")
     text = (
         "Drones hit Odesa. "  # 1 term
@@ -64,9 +64,9 @@ def test_at_most_three_snippets_best_first(tmp_path: Path) -> None:
     snippets = match_of(book, text).snippets
     assert len(snippets) == MAX_SNIPPETS == 3
     assert [s.text for s in snippets] == [
+        "Drones hit Odesa.",  # of the one-term sentences, the earliest
         "Port cities Odesa, Izmail and Chornomorsk were struck.",
         "Odesa and Izmail were both hit.",
-        "Drones hit Odesa.",  # of the one-term sentences, the earliest
     ]
 
 
@@ -145,11 +145,26 @@ def test_highlights_for_mixed_scripts_and_apostrophes(tmp_path: Path) -> None:
     assert highlighted(match.snippets[0]) == ["troops", "Марʼїнка", "Курській"]
 
 
-def test_title_snippet(tmp_path: Path) -> None:
+def test_the_headline_is_never_a_snippet(tmp_path: Path) -> None:
     book = rulebook(tmp_path, "match: {all: [Taiwan, drill*]}")
-    [snippet] = match_of(book, "Nothing here.", title="PLA drills around Taiwan").snippets
-    assert snippet.text == "PLA drills around Taiwan"
-    assert highlighted(snippet) == ["drills", "Taiwan"]
+    match = match_of(book, "Nothing here.", title="PLA drills around Taiwan")
+    assert match.windows[0].field == "title"  # it fired on the headline ...
+    assert match.snippets == ()  # ... which the alert shows anyway
+
+
+def test_a_sentence_repeating_the_headline_is_not_a_snippet(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [Taiwan, drill*]}")
+    text = "PLA drills around  TAIWAN\n\nThe navy joined the drills near Taiwan on Tuesday."
+    match = match_of(book, text, title="PLA drills around Taiwan")
+    assert [s.text for s in match.snippets] == [
+        "The navy joined the drills near Taiwan on Tuesday."
+    ]
+
+
+def test_the_same_sentence_is_never_quoted_twice(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [Izmail, drone*]}")
+    text = "Drones hit Izmail. Power is out.\n\nDrones hit Izmail. Power is out."
+    assert [s.text for s in match_of(book, text).snippets] == ["Drones hit Izmail."]
 
 
 def test_excluded_sentence_is_never_a_snippet(tmp_path: Path) -> None:

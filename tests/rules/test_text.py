@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -186,3 +187,27 @@ def test_sentence_word_starts_count_canonical_words(text: str) -> None:
     counts = [len(canonical(text[a:b]).split()) for a, b, _ in spans]
     assert starts == [sum(counts[:n]) for n in range(len(spans) + 1)]
     assert starts[-1] == len(canonical(text).split())  # sentences meet between words
+
+
+def _canonical_by_translate(text: str) -> str:
+    """canonical() as the one translate pass it replaces for non-ASCII text."""
+    from bot.rules.text import _canonical_table
+
+    text = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
+    words = text.translate(_canonical_table()).split()
+    return " " + " ".join(words) + " " if words else " "
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            [*"aZ9 _-.,'\"\n\x07йёЇїʼ’«»—–…№½ﬁ", "\u0301", "\u0306", "\u0345", "\u0903"]
+        )
+        | st.characters(max_codepoint=0x2FFFF),
+        max_size=60,
+    )
+)
+def test_canonical_of_non_ascii_text_equals_one_translate_pass(text: str) -> None:
+    if not text.isascii():
+        assert canonical(text) == _canonical_by_translate(text)

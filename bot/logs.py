@@ -14,7 +14,9 @@ REDACTED = "[REDACTED]"
 # Any Telegram bot token, configured or not (a URL logged by a library, a pasted token).
 TOKEN_PATTERN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
 # Libraries that log every request URL (the Bot API URL carries the token) at INFO.
-QUIET_LOGGERS = ("httpx", "httpcore")
+# httpx writes every request URL (the bot token in it) at INFO; pymorphy3 announces each
+# dictionary it loads for `~word` terms at INFO, which is noise on every start and reload
+QUIET_LOGGERS = ("httpx", "httpcore", "pymorphy3")
 
 # Attributes every LogRecord has; anything else came from `extra=` and is shown as a field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}

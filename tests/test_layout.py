@@ -65,3 +65,14 @@ def test_every_module_says_what_it_owns_and_stays_readable(path) -> None:
     tree = ast.parse(path.read_text())
     assert ast.get_docstring(tree), f"{path.name} has no docstring"
     assert len(path.read_text().splitlines()) <= 420, f"{path} is over about 400 lines"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
+def test_functions_stay_short_enough_to_read_at_once(path) -> None:
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno - node.lineno + 1 > 50  # "about 40": a docstring's worth of slack
+    ]
+    assert not long, f"{path.name}: {', '.join(long)}"

@@ -13,7 +13,6 @@ from typing import Any, TextIO
 REDACTED = "[REDACTED]"
 # Any Telegram bot token, configured or not (a URL logged by a library, a pasted token).
 TOKEN_PATTERN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
-# Libraries that log every request URL (the Bot API URL carries the token) at INFO.
 # httpx writes every request URL (the bot token in it) at INFO; pymorphy3 announces each
 # dictionary it loads for `~word` terms at INFO, which is noise on every start and reload
 QUIET_LOGGERS = ("httpx", "httpcore", "pymorphy3")

@@ -46,7 +46,6 @@ async def run(
     """
     rulebook = load_rules(settings.rules_path)
     printing = dry_run or not settings.has_token
-    emit = _printer(out or sys.stdout) if printing else None
     # parser processes start on the first parse (none if the lock is refused), stop at exit
     with Store(settings.database, clock=clock) as store, ParsePool() as parser:
         store.acquire_run_lock()
@@ -58,10 +57,10 @@ async def run(
             allow_addresses=settings.allow_addresses,
         ) as fetcher:
             articles = ArticleSource(store, fetcher, clock=clock)  # full text for teasers
-            poller = Poller(
-                store, fetcher, rulebook, clock=clock, emit=emit, articles=articles, parser=parser
-            )
+            poller = Poller(store, fetcher, rulebook, clock=clock, articles=articles, parser=parser)
             poller.metrics = _metrics(settings, store)
+            if printing:
+                poller.emit = _printer(out or sys.stdout, lambda: poller.rulebook)
             poller.enqueue = not printing  # printed alerts are not owed to anyone later
             await _serve(poller, settings, once=once, printing=printing)
     return 0
@@ -246,11 +245,18 @@ def _log_cycle(stats: CycleStats) -> None:
     log.log(logging.INFO if busy else logging.DEBUG, "cycle done: %s", text, extra=summary)
 
 
-def _printer(out: TextIO) -> Callable[[Alert], None]:
+def _printer(out: TextIO, rulebook: Callable[[], Any]) -> Callable[[Alert], None]:
+    """Alerts printed as they are committed, marking the terms the current rules find decisive."""
+    from bot.rules.emphasis import emphasis_of
     from bot.telegram.messages import render_plain
 
+    # built now, not at the first alert, so an alert is printed the moment it is committed
+    current = {"book": rulebook(), "emphasis": emphasis_of(rulebook())}
+
     def emit(alert: Alert) -> None:
-        out.write(render_plain(alert) + "\n\n")
+        if rulebook() is not current["book"]:  # rules reloaded
+            current.update(book=rulebook(), emphasis=emphasis_of(rulebook()))
+        out.write(render_plain(alert, decisive=current["emphasis"]) + "\n\n")
         out.flush()
 
     return emit

@@ -196,7 +196,8 @@ class Deliverer(Settler):
 
         def texts(plain: bool) -> list[str]:
             if plain:
-                return split_lines(render_plain(row.alert, title, sub.timezone).split("\n"))
+                plain_text = render_plain(row.alert, title, sub.timezone, self.decisive)
+                return split_lines(plain_text.split("\n"))
             return render_alert(row.alert, title, sub.timezone, self.decisive)
 
         markup = alert_keyboard(row.id, row.alert)

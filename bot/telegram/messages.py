@@ -270,12 +270,20 @@ def render_alert(
     return split_lines(lines)
 
 
-def render_plain(alert: Alert, feed_title: str | None = None, tz: str | None = None) -> str:
-    """The same alert as plain text for stdout (--dry-run): terms marked **like this**."""
-    title, source, stamp, topics = _head(alert, feed_title, tz)
+def render_plain(
+    alert: Alert,
+    feed_title: str | None = None,
+    tz: str | None = None,
+    decisive: Decisive | None = None,
+) -> str:
+    """The same alert as plain text for stdout (--dry-run): decisive terms marked **like this**
+    under the same rules as bold in Telegram."""
+    head = _head(alert, feed_title, tz)
+    title, source, stamp, topics = head
     byline = " · ".join(p for p in (source, stamp) if p)
     lines = [title] + ([alert.item.link] if alert.item.link else []) + [byline, topics]
     snippets = [trim_snippet(s, SNIPPET_CHARS) for s in pick_snippets(alert)]
+    snippets = choose_bold(snippets, _visible(head, snippets), decisive)
     if snippets:
         lines.append("")
         lines += [f"» {snippet_plain(s)}" for s in snippets]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -57,6 +58,11 @@ def test_run_once_with_the_bundled_example_prints_alerts(tmp_path: Path) -> None
     assert "Russian Offensive Campaign Assessment, October 14, 2024" in out
     assert "Drones hit Odesa port" in out
     assert "stock options" not in out and "Shakhtar" not in out
+    # printed alerts mark only decisive terms, as Telegram bolds them: no country demonyms,
+    # and under a quarter of the printed text
+    assert "**Russian**" not in out and "**Ukrainian**" not in out
+    marked = sum(len(m) for m in re.findall(r"\*\*(.+?)\*\*", out))
+    assert 0 < marked < len(out.replace("**", "")) / 4
     again = alertbot("run", "--once", cwd=tmp_path)
     assert again.returncode == 0 and again.stdout == ""  # nothing new the second time
 

@@ -37,12 +37,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from fakebotapi import FakeBotAPI  # noqa: E402
+from fakebotapi import FakeBotAPI, fake_token  # noqa: E402
 from feedserver import FeedServer  # noqa: E402
 
 from bot.store import Store  # noqa: E402
 
-TOKEN = "123123:CHAOS-benchmark-token-abcdefghijklmnopq"
+TOKEN = fake_token(123123, "c")
 PLACES = ["Sudzha", "Korenevo", "Lgov", "Rylsk", "Glushkovo", "Tetkino", "Oleshnya"]
 
 

@@ -9,15 +9,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from fakebotapi import fake_token
 
 from bot.config import Settings
 from bot.logs import REDACTED, setup_from_settings, setup_logging
 
-# Token-shaped test values (bot id, colon, 30+ characters), built so that no literal in the
-# repository looks like a real credential to secret scanners.
-FAKE = "FAKE-not-a-real-token-"
-TOKEN = "123456789:" + FAKE + "a" * 16
-OTHER_TOKEN = "987654321:" + FAKE + "b" * 16
+TOKEN = fake_token(123456789, "a")
+OTHER_TOKEN = fake_token(987654321, "b")
 
 
 @pytest.fixture

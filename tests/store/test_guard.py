@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from fakebotapi import FakeBotAPI
+from fakebotapi import FakeBotAPI, fake_token
 from feedserver import FeedServer
 from runbot import KURSK, alertbot, clean_env, db_rows, rss, start, wait_for, write_config
 
@@ -25,7 +25,7 @@ from bot.errors import StoreUnwritable
 from bot.models import Item, Match
 from bot.store import Store
 
-TOKEN = "424242:GUARD-test-token-abcdefghijklmnopqrstuvwxyz"
+TOKEN = fake_token(424242, "g")
 ADMIN, READER = 77, 501
 KURSK_MATCH = Match("kursk", "Kursk", "critical", (), ("Kursk",), ())
 KURSK_TOO = "Ukrainian forces advanced near Sudzha in the Kursk region on Tuesday."
@@ -239,7 +239,7 @@ def test_status_shows_what_the_running_bot_reports(tmp_path: Path) -> None:
 
 
 def test_error_texts_are_stored_and_shown_redacted(tmp_path: Path) -> None:
-    token = "987654321:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+    token = fake_token(987654321, "r")  # not the configured one: caught by its shape
     database = tmp_path / "state" / "test.db"
     config = write_config(tmp_path, {"f": "http://127.0.0.1:9/f"})
     with Store(database) as store:

@@ -38,10 +38,8 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, NamedTuple
 
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -54,18 +52,28 @@ from telegram.error import (
 
 from bot.errors import StoreCorrupt, StoreUnwritable
 from bot.logs import add_secrets, redact
-from bot.telegram.digest import render_digest
+from bot.telegram.digest import digest_day, digest_slot, render_digest
 from bot.telegram.feedback import alert_keyboard, digest_keyboard
 from bot.telegram.limits import ChatLimiter, Stalled, rate_limiter, retry_after_seconds
 from bot.telegram.messages import Decisive, render_alert, render_plain, split_lines, strip_tags
 from bot.telegram.settle import Policy, Settler, Stats
 
-__all__ = ["ChatLimiter", "Deliverer", "Policy", "Stalled", "Stats", "digest_slot", "rate_limiter"]
+__all__ = ["ChatLimiter", "Deliverer", "Policy", "Stalled", "Stats", "rate_limiter"]
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
 Notify = Callable[[str], Awaitable[None]]
+
+
+class _Sent(NamedTuple):
+    """What went out: the first message id, a warning when an answer was unreadable, and the
+    chat and form it finally went to."""
+
+    message_id: int | None
+    note: str
+    chat_id: int
+    plain: bool
 
 
 class Unreadable(Exception):
@@ -216,23 +224,12 @@ class Deliverer(Settler):
         if len(html_texts) > 1:
             series = self.store.start_series(chat_id, [r.id for r in rows], html_texts)
             return await self._send_series(series, rows, stats, markup)
-        plain = False
-        while True:
-            try:
-                message_id, note = await self._send_all(chat_id, texts(plain), plain, stats, markup)
-            except ChatMigrated as exc:
-                chat_id = self._migrated(chat_id, exc)
-                continue
-            except BadRequest as exc:
-                if _parse_error(exc) and not plain:
-                    plain = self._plain_fallback(chat_id, stats)
-                    continue
-                return await self._bad_request(rows, chat_id, exc, stats)
-            except (Forbidden, Stalled, TelegramError) as exc:
-                return await self._not_sent(rows, chat_id, exc, stats)
-            self._record(rows, partial(self._mark_sent, rows, message_id, note))
-            stats.sent += len(rows)
-            return True
+        out = await self._send_settling(rows, chat_id, texts, False, stats, markup)
+        if isinstance(out, bool):
+            return out
+        self._record(rows, partial(self._mark_sent, rows, out.message_id, out.note))
+        stats.sent += len(rows)
+        return True
 
     async def _send_series(
         self, series: Any, rows: list[Any], stats: Stats, markup: Any = None
@@ -246,30 +243,50 @@ class Deliverer(Settler):
             "",
             False,
         )
-        while sent < len(series.texts):
+        parts = len(series.texts)
+        while sent < parts:
             if self._stopping():
                 return False
             text = series.texts[sent]
-            try:
-                part = html.unescape(strip_tags(text)) if plain else text
-                last = markup if sent == len(series.texts) - 1 else None
-                message_id, unread = await self._send_all(chat_id, [part], plain, stats, last)
-            except ChatMigrated as exc:
-                chat_id = self._migrated(chat_id, exc)
-                continue
-            except BadRequest as exc:
-                if _parse_error(exc) and not plain:
-                    plain = self._plain_fallback(chat_id, stats)
-                    continue
-                return await self._bad_request(rows, chat_id, exc, stats)
-            except (Forbidden, Stalled, TelegramError) as exc:
-                return await self._not_sent(rows, chat_id, exc, stats)
-            sent, first, note = sent + 1, first or message_id, note or unread
-            if sent < len(series.texts):
+
+            def part(plain: bool, text: str = text) -> list[str]:
+                return [html.unescape(strip_tags(text)) if plain else text]
+
+            last = markup if sent == parts - 1 else None
+            out = await self._send_settling(rows, chat_id, part, plain, stats, last)
+            if isinstance(out, bool):
+                return out
+            chat_id, plain = out.chat_id, out.plain
+            sent, first, note = sent + 1, first or out.message_id, note or out.note
+            if sent < parts:
                 self._record(rows, partial(self.store.series_progress, series.id, sent, first))
         self._record(rows, partial(self.store.finish_series, series, first, note or None))
         stats.sent += len(rows)
         return True
+
+    async def _send_settling(
+        self,
+        rows: list[Any],
+        chat_id: int,
+        texts: Callable[[bool], list[str]],
+        plain: bool,
+        stats: Stats,
+        markup: Any,
+    ) -> _Sent | bool:
+        """Send `texts(plain)`: a chat that moved, or HTML Telegram could not parse, is tried
+        again; any other refusal settles `rows` and gives whether the chat may go on."""
+        while True:
+            try:
+                message_id, note = await self._send_all(chat_id, texts(plain), plain, stats, markup)
+                return _Sent(message_id, note, chat_id, plain)
+            except ChatMigrated as exc:
+                chat_id = self._migrated(chat_id, exc)
+            except BadRequest as exc:
+                if plain or not _parse_error(exc):
+                    return await self._bad_request(rows, chat_id, exc, stats)
+                plain = self._plain_fallback(chat_id, stats)
+            except (Forbidden, Stalled, TelegramError) as exc:
+                return await self._not_sent(rows, chat_id, exc, stats)
 
     def _migrated(self, chat_id: int, exc: ChatMigrated) -> int:
         log.info("chat %s moved to %s", chat_id, exc.new_chat_id)
@@ -384,31 +401,6 @@ class Deliverer(Settler):
     def _feed_titles(self) -> dict[str, str]:
         """Feed name -> the feed's own title (the source readers recognise)."""
         return self.store.feed_titles()
-
-
-def digest_slot(after: float, digest_time: str, tz: str) -> float:
-    """The first digest moment (HH:MM in zone `tz`) at or after the timestamp `after`."""
-    zone = _zone(tz)
-    hour, minute = (int(x) for x in digest_time.split(":"))
-    local = datetime.fromtimestamp(after, zone)
-    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if slot.timestamp() < after:
-        slot = (local + timedelta(days=1)).replace(
-            hour=hour, minute=minute, second=0, microsecond=0
-        )
-    return slot.timestamp()
-
-
-def _zone(tz: str | None) -> Any:
-    try:
-        return ZoneInfo(tz or "UTC")
-    except (ValueError, KeyError, OSError):
-        return UTC
-
-
-def digest_day(now: float, tz: str | None) -> date:
-    """Today's date in the subscriber's zone."""
-    return datetime.fromtimestamp(now, _zone(tz)).date()
 
 
 def _parse_error(exc: BadRequest) -> bool:

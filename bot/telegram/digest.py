@@ -1,10 +1,11 @@
-"""Digest text (pure): the day's stories once each, most severe first, in the reader's time."""
+"""Digests (pure): when the next one is due, and its text: the day's stories once each, most
+severe first, in the reader's time."""
 
 from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from bot.models import Alert
 from bot.telegram.messages import (
@@ -80,3 +81,20 @@ def _pack(lines: list[str]) -> list[str]:
         chunks[-1].append(line)
         size += len(line) + 1
     return ["\n".join(c).strip("\n") for c in chunks if c]
+
+
+def digest_slot(after: float, digest_time: str, tz: str | None) -> float:
+    """The first digest moment (HH:MM in zone `tz`) at or after the timestamp `after`."""
+    hour, minute = (int(x) for x in digest_time.split(":"))
+    local = datetime.fromtimestamp(after, zone(tz))
+    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if slot.timestamp() < after:
+        slot = (local + timedelta(days=1)).replace(
+            hour=hour, minute=minute, second=0, microsecond=0
+        )
+    return slot.timestamp()
+
+
+def digest_day(now: float, tz: str | None) -> date:
+    """Today's date in the subscriber's zone."""
+    return datetime.fromtimestamp(now, zone(tz)).date()

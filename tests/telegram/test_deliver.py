@@ -17,7 +17,8 @@ from telegram.request import HTTPXRequest
 from bot.models import Item, Match, Snippet
 from bot.store import Store
 from bot.telegram.admin import admin_notifier
-from bot.telegram.deliver import ChatLimiter, Deliverer, Policy, digest_slot, rate_limiter
+from bot.telegram.deliver import ChatLimiter, Deliverer, Policy, rate_limiter
+from bot.telegram.digest import digest_slot
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 TOKEN = "123456:SECRET-token-never-logged"

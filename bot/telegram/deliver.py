@@ -102,6 +102,7 @@ class Deliverer(Settler):
         self.halt = asyncio.Event()  # set: finish the messages in flight, start no others
         self.on_pass: Callable[[Stats], None] | None = None  # e.g. Metrics.observe_delivery
         self.decisive: Decisive | None = None  # which highlights are bold (rules' Emphasis)
+        self.feed_titles: dict[str, str] = {}  # feed name -> its own title, for this pass
         # writes that must land before anything else is sent: (rows they settle, the write)
         self.unwritten: deque[tuple[frozenset[int], Callable[[], None]]] = deque()
         self.told_problem: str | None = None
@@ -135,6 +136,7 @@ class Deliverer(Settler):
             return stats
         held = frozenset().union(*(ids for ids, _ in self.unwritten))
         rows = self.store.due_outbox(self.clock(), self.policy.batch)
+        self.feed_titles = self.store.feed_titles() if rows else {}  # read once per pass
         by_chat: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
             if row.id not in held:
@@ -200,7 +202,7 @@ class Deliverer(Settler):
     # -- one row (or one digest) ------------------------------------------------------
     async def _deliver(self, row: Any, sub: Any, stats: Stats) -> bool:
         """Send one row; True when the chat can go on to its next row."""
-        title = self._feed_titles().get(row.alert.item.feed)
+        title = self.feed_titles.get(row.alert.item.feed)
 
         def texts(plain: bool) -> list[str]:
             if plain:
@@ -384,7 +386,7 @@ class Deliverer(Settler):
     async def _send_digest(self, sub: Any, rows: list[Any], stats: Stats) -> None:
         day = digest_day(self.clock(), sub.timezone)
         alerts = [r.alert for r in rows]
-        html_texts = render_digest(alerts, day, sub.timezone, self._feed_titles())
+        html_texts = render_digest(alerts, day, sub.timezone, self.feed_titles)
 
         def texts(plain: bool) -> list[str]:
             return [html.unescape(strip_tags(t)) for t in html_texts] if plain else html_texts
@@ -397,10 +399,6 @@ class Deliverer(Settler):
         if sub.mode == "digest":
             return digest_keyboard(rows[0].id)
         return alert_keyboard(rows[0].id, rows[0].alert)
-
-    def _feed_titles(self) -> dict[str, str]:
-        """Feed name -> the feed's own title (the source readers recognise)."""
-        return self.store.feed_titles()
 
 
 def _parse_error(exc: BadRequest) -> bool:

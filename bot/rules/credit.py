@@ -23,6 +23,7 @@ from bot.rules.text import (
     BOUNDARY,
     SENTENCE_JOINER,
     canonical,
+    has_astral,
     sentence_spans,
     sentence_word_starts,
 )
@@ -36,7 +37,7 @@ def _word_starts(text: str, spans: list[tuple[int, int, int]]) -> list[int] | No
     when words cannot be told without canonicalising (see Credit.reuse_hits)."""
     if text.isascii():
         return sentence_word_starts(text, spans)
-    if max(text) > "\uffff" or "\u02bc" in text or not unicodedata.is_normalized("NFKC", text):
+    if has_astral(text) or "\u02bc" in text or not unicodedata.is_normalized("NFKC", text):
         return None
     starts, count = [0], 0
     for start, end, _ in spans:

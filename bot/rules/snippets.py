@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -47,14 +46,25 @@ def make_snippets(
     out = []
     for ev in _chosen(evidence, texts, cache):
         sentence = texts[ev.field][ev.start : ev.end]
-        if sentence.isascii():
-            out.append(trim(sentence, find_terms(sentence, ev.terms)))
-            continue
-        key = (ev.field, ev.start)
-        if key not in cache:
-            cache[key] = index_words(sentence)
-        out.append(trim(sentence, find_terms(sentence, ev.terms, cache[key])))
+        spans: list[tuple[int, int]] = []
+        for term in ev.terms:
+            # rules firing on one item mostly quote the same sentences for the same terms;
+            # terms are the Rulebook's own objects, so their identity names them for the item
+            key = (ev.field, ev.start, id(term))
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = term_spans(sentence, term, _searchable(sentence, ev, cache))
+            spans += found
+        out.append(trim(sentence, _merge(spans)))
     return tuple(out)
+
+
+def _searchable(sentence: str, ev: Evidence, cache: Cache) -> str | Indexed:
+    """The sentence lowered (ASCII) or its words indexed, once per item."""
+    key = (ev.field, -1 - ev.start)
+    if key not in cache:
+        cache[key] = sentence.lower() if sentence.isascii() else index_words(sentence)
+    return cache[key]
 
 
 def _chosen(evidence: list[Evidence], texts: dict[str, str], cache: Cache) -> list[Evidence]:
@@ -97,32 +107,28 @@ def index_words(text: str) -> Indexed:
     return words, starts
 
 
-def find_terms(
-    text: str, terms: tuple[Term, ...], indexed: Indexed | None = None
-) -> list[tuple[int, int]]:
+def find_terms(text: str, terms: tuple[Term, ...]) -> list[tuple[int, int]]:
     """Character spans of every occurrence of `terms` in `text`, merged and sorted."""
-    spans: list[tuple[int, int]] = []
-    words = [t for t in terms if t.kind != "regex"]
-    for term in (t for t in terms if t.kind == "regex"):
+    searchable = text.lower() if text.isascii() else index_words(text)
+    return _merge([span for term in terms for span in term_spans(text, term, searchable)])
+
+
+def term_spans(text: str, term: Term, searchable: str | Indexed) -> list[tuple[int, int]]:
+    """Character spans of `term` in `text`; `searchable` is the text lowered when it is ASCII
+    (folding is then lowering, the same length, so words are found in place, without
+    tokenising), else its words indexed."""
+    if term.kind == "regex":
         found = compile_regex(term.key).finditer(text)
-        spans += [m.span() for m in found if m.end() > m.start()]
-    if words and indexed is None and text.isascii():
-        spans += _ascii_spans(text, words)  # found in place, without tokenising
-    elif words:
-        tokens_, starts = indexed or index_words(text)
-        for term in words:
-            spans += _word_spans(tokens_, starts, term)
-    return _merge(spans)
-
-
-def _ascii_spans(text: str, terms: Sequence[Term]) -> list[tuple[int, int]]:
-    """In ASCII text, folding is lowercasing (same length), so whole words are found in place."""
-    lowered, spans = text.lower(), []
-    for term in terms:
-        for start, end in _ascii_occurrences(lowered, term.key.split(), term.kind == "prefix"):
-            if not term.case_sensitive or _ascii_case_fits(text[start:end], term):
-                spans.append((start, end))
-    return spans
+        return [m.span() for m in found if m.end() > m.start()]
+    if isinstance(searchable, str):
+        return [
+            (start, end)
+            for start, end in _ascii_occurrences(
+                searchable, term.key.split(), term.kind == "prefix"
+            )
+            if not term.case_sensitive or _ascii_case_fits(text[start:end], term)
+        ]
+    return _word_spans(*searchable, term)
 
 
 _SEPARATOR_RUN = re.compile(r"[\W_]+")

@@ -42,7 +42,19 @@ _INVISIBLE = re.compile(
 
 def strip_invisible(text: str) -> str:
     """The text without invisible characters (format characters and fillers; see above)."""
-    return text if text.isascii() else _INVISIBLE.sub("", text)
+    if text.isascii() or (_printable("".join(text.split())) and not _has_filler(text)):
+        return text  # checked in C: several times faster than the regex's pass
+    return _INVISIBLE.sub("", text)
+
+
+# Format characters are not printable, nor is whitespace (which never hides one); the
+# Hangul fillers are letters, so they are looked for one by one
+_printable = str.isprintable
+_FILLERS = ("\u115f", "\u1160", "\u3164", "\uffa0")
+
+
+def _has_filler(text: str) -> bool:
+    return any(filler in text for filler in _FILLERS)
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +80,10 @@ def _canonical_table() -> dict[int, str | None]:
 
 def canonical(text: str, *, keep_case: bool = False) -> str:
     """The text's words, folded, joined by single spaces, with a space at both ends."""
+    if text.isascii():  # NFKC, NFD and accents change nothing in ASCII
+        table = _ASCII_WORDS if keep_case else _ASCII_FOLDED_WORDS
+        words = text.encode("ascii").translate(table).split()
+        return " " + b" ".join(words).decode("ascii") + " " if words else " "
     text = unicodedata.normalize("NFKC", text)
     if not keep_case:
         text = text.casefold()
@@ -77,6 +93,22 @@ def canonical(text: str, *, keep_case: bool = False) -> str:
     else:
         words = text.translate(_canonical_table()).split()
     return " " + " ".join(words) + " " if words else " "
+
+
+def _ascii_table(fold: bool) -> bytes:
+    """bytes.translate table for ASCII text (a byte table is several times faster than
+    str.translate): letters and digits kept (lowered when folding), BOUNDARY kept, anything
+    else a space, as _canonical_table does."""
+    out = bytearray(b" " * 256)
+    for code in range(128):
+        char = chr(code)
+        if char.isalnum() or char == BOUNDARY:
+            out[code] = ord(char.lower()) if fold else code
+    return bytes(out)
+
+
+_ASCII_WORDS = _ascii_table(fold=False)
+_ASCII_FOLDED_WORDS = _ascii_table(fold=True)
 
 
 def _words_of_bmp(text: str) -> list[str]:
@@ -97,6 +129,12 @@ _MAX_REPLACED = 48  # beyond this many distinct characters, one translate pass i
 
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+def has_astral(text: str) -> bool:
+    """Does the text hold a character beyond the Basic Multilingual Plane? (An encoding in
+    C, many times faster than max() over the characters.)"""
+    return not text.isascii() and len(text.encode("utf-16-le", "surrogatepass")) > 2 * len(text)
 
 
 class Token(NamedTuple):
@@ -160,6 +198,26 @@ _ABBREVIATIONS = frozenset(
 # abbreviation (casefold never shortens a word), an initial or a dotted "U.S"
 _LONG_WORD = max(map(len, _ABBREVIATIONS)) + 1
 _CLAUSE_MARKS = (",", ";", ":")
+
+
+def _sure_end_pattern() -> re.Pattern[str]:
+    """Full stops that end a sentence whatever precedes the word before them (so found by
+    one regex): after a word too long to be an abbreviation, or after a space and a plain
+    word of 2 to 6 letters that is none (an initial, a dotted "U.S" or a word after a quote
+    or bracket is left to `_is_sentence_end`), and not followed by , ; or :."""
+    letters = "a-zA-Zа-яА-ЯёЁіІїЇєЄґҐ"  # casefold is lower() for these, as (?i) matches
+    after_word = [rf"(?<=[^\W\d_]{{{_LONG_WORD}}}\.)"]
+    for size in range(2, _LONG_WORD):
+        shaped = rf"(?<= [{letters}]{{{size}}}\.)"
+        if same_size := sorted(a for a in _ABBREVIATIONS if len(a) == size):
+            shaped += rf"(?<!(?i: (?:{'|'.join(same_size)})\.))"
+        after_word.append(shaped)
+    return re.compile(
+        r"\.(?:" + "|".join(after_word) + r")[.!?…]*[\"'”’»)\]]*(?P<gap>\s+)(?=[^\s,;:]|\Z)"
+    )
+
+
+_SURE_END = _sure_end_pattern()
 _SHORT_LINE = 60
 _LIST_ITEM = re.compile(r"[-•*–—▪►]\s|\d{1,2}[.)]\s|\(?[a-zа-я][.)]\s")
 
@@ -174,32 +232,44 @@ def sentence_spans(text: str) -> list[tuple[int, int, int]]:
     out: list[tuple[int, int, int]] = []
     for number, (p_start, p_end) in enumerate(_paragraph_spans(text)):
         start = p_start
-        for m in _SENTENCE_END.finditer(text, p_start, p_end):
-            mark, end = m.span()
-            # the usual case, decided without the full check: a full stop after a word too
-            # long to be an initial or abbreviation, not followed by , ; or :
-            if (
-                (mark - start >= _LONG_WORD and text[mark] == ".")
-                and text[mark - _LONG_WORD : mark].isalpha()
-                and text[end : end + 1] not in _CLAUSE_MARKS
-            ) or _is_sentence_end(text, m, start):
-                _append_stripped(out, text, start, end, number)
-                start = end
-        _append_stripped(out, text, start, p_end, number)
+        # most sentences end at a full stop after a plain word: those ends are found by one
+        # regex, and only the stretches holding some other possible end are judged mark by mark
+        for m in _SURE_END.finditer(text, p_start, p_end):
+            if _SENTENCE_END.search(text, start, m.start()) is None:
+                gap = m.start("gap")
+                if start < gap and not text[start].isspace():  # as nearly always
+                    out.append((start, gap, number))
+                else:
+                    _append_stripped(out, text, start, gap, number)
+            else:
+                _split_stretch(out, text, start, m.end(), number)
+            start = m.end()
+        _split_stretch(out, text, start, p_end, number)
     return out
 
 
+def _split_stretch(
+    out: list[tuple[int, int, int]], text: str, start: int, stop: int, number: int
+) -> None:
+    """The sentences of text[start:stop], judging each possible end (`start` begins one)."""
+    for m in _SENTENCE_END.finditer(text, start, stop):
+        if _is_sentence_end(text, m, start):
+            _append_stripped(out, text, start, m.end(), number)
+            start = m.end()
+    _append_stripped(out, text, start, stop, number)
+
+
 # ASCII letters and digits to "a", anything else to a space: a word starts at each " a"
-_WORD_MARKS = str.maketrans({c: "a" if chr(c).isalnum() else " " for c in range(128)})
+_WORD_MARKS = bytes(ord("a") if chr(c).isalnum() else ord(" ") for c in range(256))
 
 
 def sentence_word_starts(text: str, spans: list[tuple[int, int, int]]) -> list[int]:
     """For ASCII text without BOUNDARY: the canonical word number each sentence starts at,
     then the number of words in all (in ASCII, a word is a run of letters and digits)."""
-    marks = text.translate(_WORD_MARKS)  # one to one: positions stay put
+    marks = text.encode("ascii").translate(_WORD_MARKS)  # one to one: positions stay put
     starts, count = [0], 0
     for start, end, _ in spans:  # words counted where they start, with no copy or split
-        count += marks.count(" a", start, end) + (marks[start] == "a")
+        count += marks.count(b" a", start, end) + (marks[start] == ord("a"))
         starts.append(count)
     return starts
 
@@ -223,10 +293,16 @@ def _is_sentence_end(text: str, m: re.Match[str], sentence_start: int) -> bool:
         return _line_ends_sentence(text, sentence_start, m.start(), m.end())
     if text[m.end() : m.end() + 1] in _CLAUSE_MARKS and m.end() < len(text):
         return False
-    if mark != ".":
+    return mark != "." or _ends_with_a_word(text, sentence_start, m.start())
+
+
+def _ends_with_a_word(text: str, sentence_start: int, stop: int) -> bool:
+    """Is the full stop at `stop` after a word, not an initial, abbreviation or "U.S"?"""
+    # the usual case, decided at once: too many letters for an initial or abbreviation
+    if stop - sentence_start >= _LONG_WORD and text[stop - _LONG_WORD : stop].isalpha():
         return True
-    word_start = max(text.rfind(" ", sentence_start, m.start()), sentence_start - 1) + 1
-    last = text[word_start : m.start()].lstrip("(\"'“‘«").casefold()
+    word_start = max(text.rfind(" ", sentence_start, stop), sentence_start - 1) + 1
+    last = text[word_start:stop].lstrip("(\"'“‘«").casefold()
     if len(last) == 1 and last.isalpha():
         return False  # an initial: "J. Smith", "U.S."
     return last not in _ABBREVIATIONS and not ("." in last and _DOTTED.fullmatch(last))

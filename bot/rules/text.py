@@ -42,14 +42,17 @@ _INVISIBLE = re.compile(
 
 def strip_invisible(text: str) -> str:
     """The text without invisible characters (format characters and fillers; see above)."""
-    if text.isascii() or (_printable("".join(text.split())) and not _has_filler(text)):
+    if text.isascii() or (_printable_apart_from_spacing(text) and not _has_filler(text)):
         return text  # checked in C: several times faster than the regex's pass
     return _INVISIBLE.sub("", text)
 
 
-# Format characters are not printable, nor is whitespace (which never hides one); the
-# Hangul fillers are letters, so they are looked for one by one
-_printable = str.isprintable
+def _printable_apart_from_spacing(text: str) -> bool:
+    # format characters are not printable, nor is whitespace (which never hides one)
+    return text.replace("\n", " ").isprintable() or "".join(text.split()).isprintable()
+
+
+# the Hangul fillers are letters (printable), so they are looked for one by one
 _FILLERS = ("\u115f", "\u1160", "\u3164", "\uffa0")
 
 

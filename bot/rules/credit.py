@@ -77,6 +77,8 @@ class Credit:
             spans = [(0, len(text), 0)] if text.strip() else []
         else:
             spans = sentence_spans(text)
+        if self.cased:  # a case-sensitive term the scan found absent is never credited
+            wanted = wanted - (self.cased - scan.found)
         hits: dict[int, dict[int, list[int]]] = defaultdict(dict)  # sentence -> term -> words
         firsts = [0] * len(spans)  # each sentence's first word number, for word windows
         # the field scan's hits when they are sure to be the same, else a scan of the sentences
@@ -103,7 +105,7 @@ class Credit:
         word number, when a rule counts words)."""
         canon = canonical(joined)
         marks = [m.start() for m in re.finditer(BOUNDARY, canon)]
-        cased = canonical(joined, keep_case=True) if self.cased else canon
+        cased = canonical(joined, keep_case=True) if self._case_matters(wanted) else canon
         spaces = _SpaceCounter(canon)
         if by_words:  # a sentence's first word: spaces up to it, less the boundary tokens
             counter = _SpaceCounter(canon)
@@ -149,7 +151,7 @@ class Credit:
             return False  # a word split between sentences: not expected, but then not equal
         if by_words:
             firsts[:] = starts[:-1]
-        cased = canonical(text, keep_case=True) if self.cased else canon
+        cased = canonical(text, keep_case=True) if self._case_matters(wanted) else canon
         lengths, key_ids, spaces = self.key_lengths, self.key_ids, _SpaceCounter(canon)
         for end, key in self._wanted_hits(scan.hits, wanted):
             start = end - lengths[key] + 1
@@ -185,6 +187,10 @@ class Credit:
         if self.first_of and (others := self.first_of.keys() & wanted):
             keys = wanted.union(map(self.first_of.__getitem__, others))
         return compress(hits, map(keys.__contains__, map(itemgetter(1), hits)))
+
+    def _case_matters(self, wanted: frozenset[int]) -> bool:
+        """Is a case-sensitive term wanted? (Only then is the cased text worth building.)"""
+        return not self.cased.isdisjoint(wanted)
 
     def _case_fits(self, term_id: int, cased: str, canon: str, start: int) -> bool:
         """Is this very occurrence written in the term's case?"""

@@ -255,9 +255,17 @@ class Rulebook:
             return (term_id for term_id, regex in self._regexes if regex.search(nfkc))
         return (self._regexes[n][0] for n in self._regex_set.Match(nfkc) or ())
 
-    def _absent_cased(self, ids: Iterable[int], text: str) -> set[int]:
+    def _absent_cased(self, ids: set[int], text: str) -> set[int]:
+        absent = set()
+        if text.isascii():
+            # the cased canonical text is then the text's words with single spaces between:
+            # a term whose first word is nowhere in the text is absent, with no need to build it
+            # ("PLAN" is a case-sensitive term; "plan" a common word)
+            absent = {i for i in ids if self._terms[i].cased_key.split()[0] not in text}
+            if absent == ids:
+                return absent
         cased = canonical(text, keep_case=True)
-        return {i for i in ids if self._terms[i].cased_key not in cased}
+        return absent | {i for i in ids - absent if self._terms[i].cased_key not in cased}
 
     def _candidates(self, item: Item, present: dict[str, set[int]]) -> list[_CompiledRule]:
         present_ids = set().union(*present.values())

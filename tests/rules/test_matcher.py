@@ -374,6 +374,30 @@ def test_case_sensitive_acronym(tmp_path: Path) -> None:
     assert not fires(book, "The PLAN moved.")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The council approved the plan.", False),  # the folded word alone
+        ("The PLAN sailed; the plan held.", True),
+        ("The ＰＬＡＮ sailed.", True),  # written in full-width letters: NFKC makes it PLAN
+        ("The PLAN’s frigates sailed.", True),  # not ASCII, apostrophe aside
+        ("Le PLÄN sailed.", True),  # accents never count
+        ("The PLANs sailed.", False),
+    ],
+)
+def test_case_sensitive_word_is_judged_in_ascii_and_other_text(
+    tmp_path: Path, text: str, expected: bool
+) -> None:
+    book = rulebook(tmp_path, "match: {all: [=PLAN, sailed]}")
+    assert fires(book, text) is expected
+
+
+def test_case_sensitive_prefix(tmp_path: Path) -> None:
+    book = rulebook(tmp_path, "match: {all: [=PLA*, sailed]}")
+    assert fires(book, "The PLAN sailed.")
+    assert not fires(book, "The plan sailed.")
+
+
 def test_case_sensitive_and_insensitive_forms_of_one_word_in_two_rules(tmp_path: Path) -> None:
     write_rule(tmp_path, "match: {all: [=PLA]}", "cased.yaml")
     write_rule(tmp_path, "match: {all: [pla]}", "folded.yaml")

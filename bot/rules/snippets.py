@@ -27,7 +27,7 @@ class Evidence(NamedTuple):
 
 
 Indexed = tuple[list[Token], dict[str, list[int]]]
-Cache = dict[tuple[str, int], Any]  # per item: sentence words, and normalised sentence text
+Cache = dict[tuple[Any, ...], Any]  # per item: sentences' searchable forms and term spans
 
 
 def make_snippets(
@@ -48,9 +48,9 @@ def make_snippets(
         sentence = texts[ev.field][ev.start : ev.end]
         spans: list[tuple[int, int]] = []
         for term in ev.terms:
-            # rules firing on one item mostly quote the same sentences for the same terms;
-            # terms are the Rulebook's own objects, so their identity names them for the item
-            key = (ev.field, ev.start, id(term))
+            # kept for the item: other rules may quote this sentence for this term (terms are
+            # the Rulebook's own objects, so within one item their identity names them)
+            key = ("spans", ev.field, ev.start, id(term))
             found = cache.get(key)
             if found is None:
                 found = cache[key] = term_spans(sentence, term, _searchable(sentence, ev, cache))
@@ -61,7 +61,7 @@ def make_snippets(
 
 def _searchable(sentence: str, ev: Evidence, cache: Cache) -> str | Indexed:
     """The sentence lowered (ASCII) or its words indexed, once per item."""
-    key = (ev.field, -1 - ev.start)
+    key = ("searchable", ev.field, ev.start)
     if key not in cache:
         cache[key] = sentence.lower() if sentence.isascii() else index_words(sentence)
     return cache[key]

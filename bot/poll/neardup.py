@@ -155,9 +155,10 @@ def own_words(
 
 def shingles(text: str, boilerplate: frozenset[str] = frozenset()) -> frozenset[bytes]:
     """The 4-word runs of the body's first MAX_WORDS own words."""
-    ws = own_words(text, boilerplate, MAX_WORDS)[:MAX_WORDS]
+    # words hold no spaces: encoded once and split again, each run is joined in C
+    ws = " ".join(own_words(text, boilerplate, MAX_WORDS)[:MAX_WORDS]).encode().split(b" ")
     runs = zip(ws, ws[1:], ws[2:], ws[3:], strict=False)  # the later ones end sooner
-    return frozenset(f"{a} {b} {c} {d}".encode() for a, b, c, d in runs)
+    return frozenset(map(b" ".join, runs))
 
 
 def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | None:

@@ -16,11 +16,13 @@ Last line: feeds=N cycle_s=X unchanged_cycle_s=Y baseline_s=Z speedup=Z/X peak_r
 --compare-neardup measures the near-duplicate check's cost in the same run: four first cycles,
 each on a fresh database, with the check as shipped (on) and switched off here (off: the
 bench's Poller sketches nothing, so nothing is looked up or stored), in the order on, off,
-off, on (drift and warm-up fall on both alike). A line per cycle gives its wall time, the
-main process's CPU time (where the check runs; steadier than wall time on a shared machine)
-and how many items were sketched and looked up. The last line's cycle_s is then the mean of
-the "on" cycles, followed by neardup_on_s, neardup_off_s, neardup_cost_s (on - off) and the
-same three for the main process's CPU seconds.
+off, on (drift and warm-up fall on both alike; the first "on" cycle also imports numpy, as
+a bot's first cycle does). A line per cycle gives its wall time, the main process's CPU time
+(where the check runs; steadier than wall time on a shared machine) and how many items were
+sketched (a matching item's body has about 200 words: well over MIN_SHINGLES runs), too short
+to sketch, and looked up. The last line's cycle_s is then the mean of the "on" cycles and
+unchanged_cycle_s the mean of all four, followed by neardup_on_s, neardup_off_s,
+neardup_cost_s (on - off) and the same three for the main process's CPU seconds.
 
 The default latency is 0, the issue's setup (a local server): it measures CPU, and the
 speedup is then what two cores buy over a baseline that does less work per feed (no text
@@ -159,8 +161,11 @@ def compare_neardup(feeds: list[Feed], tmp: Path, workers: int | None) -> Cycles
     """First cycles with the check on and off, in the order on, off, off, on."""
     runs: dict[bool, list[Cycles]] = {True: [], False: []}
     for n, on in enumerate((True, False, False, True)):
+        database = tmp / f"bench{n}.db"
         with neardup_check(on):
-            run = asyncio.run(cycles(feeds, tmp / f"bench{n}.db", workers))
+            run = asyncio.run(cycles(feeds, database, workers))
+        for path in tmp.glob(f"{database.name}*"):  # a cycle's database is about 200 MB
+            path.unlink()
         runs[on].append(run)
         print(
             f"neardup={'on' if on else 'off'} cycle_s={run.full:.2f} main_cpu_s={run.cpu:.2f} "

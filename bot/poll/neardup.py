@@ -44,6 +44,7 @@ import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from bot.identity import words
@@ -103,7 +104,7 @@ def boilerplate(text: str, document: Sequence[str]) -> frozenset[str]:
     """The sentences of `text` that other entries of its feed document (`document`: their
     bodies, this one's included or not) repeat: a footer, a pitch, a "Read more" line."""
     mine = set(_lead_sentences(text))
-    siblings = [other for other in document if other != text][:SIBLINGS]
+    siblings = islice((other for other in document if other != text), SIBLINGS)
     found: set[str] = set()
     for other in siblings:  # the same few siblings serve every entry of a document: cached
         found |= mine.intersection(_sentence_set(other))

@@ -116,16 +116,27 @@ async def cycles(feeds: list[Feed], database: Path, workers: int | None) -> Cycl
     with Store(database) as store, ParsePool(workers) as parser:
         async with Fetcher() as fetcher:  # the default limits, as `alertbot run` has them
             poller = Poller(store, fetcher, rulebook, parser=parser)
-            started, cpu = time.perf_counter(), time.process_time()
+            started, cpu, written = time.perf_counter(), time.process_time(), written_mb()
             stats = await poller.run_cycle(feeds, force=True)
             full, full_cpu = time.perf_counter() - started, time.process_time() - cpu
+            written = written_mb() - written
             started = time.perf_counter()
             again = await poller.run_cycle(feeds, force=True)
             unchanged = time.perf_counter() - started
         worker_mb = sum(peak_rss_mb(pid) for pid in parser.pids())
         processes = len(parser.pids()) if parser.processes else 0
     assert stats.failed == 0 and again.unchanged == len(feeds), (stats.errors, again.summary())
-    return Cycles(full, unchanged, len(stats.alerts), processes, worker_mb, full_cpu)
+    return Cycles(full, unchanged, len(stats.alerts), processes, worker_mb, full_cpu, written)
+
+
+def written_mb() -> float:
+    """What this process has written so far (the database and its WAL; Linux /proc)."""
+    try:
+        io = Path("/proc/self/io").read_text()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1e6 for line in io.splitlines()
+                 if line.startswith("wchar:")), 0.0)  # fmt: skip
 
 
 CHECKS: Counter[str] = Counter()  # what the near-duplicate check did in the current cycle
@@ -169,6 +180,7 @@ def compare_neardup(feeds: list[Feed], tmp: Path, workers: int | None) -> Cycles
         runs[on].append(run)
         print(
             f"neardup={'on' if on else 'off'} cycle_s={run.full:.2f} main_cpu_s={run.cpu:.2f} "
+            f"written_mb={run.written:.0f} "
             f"alerts={run.alerts} sketched={CHECKS['sketched']} "
             f"too_short={CHECKS['too_short']} looked_up={CHECKS['looked_up']}",
             flush=True,
@@ -194,6 +206,7 @@ class Cycles:
     workers: int  # parser processes (0: parsing in a thread of this process)
     worker_mb: float  # their peak memory, summed
     cpu: float = 0.0  # the first cycle's CPU time in this process
+    written: float = 0.0  # MB the first cycle wrote (this process: the database)
     off: float | None = None  # --compare-neardup: the first cycle without the check
     off_cpu: float | None = None
 

@@ -18,11 +18,12 @@ each on a fresh database, with the check as shipped (on) and switched off here (
 bench's Poller sketches nothing, so nothing is looked up or stored), in the order on, off,
 off, on (drift and warm-up fall on both alike; the first "on" cycle also imports numpy, as
 a bot's first cycle does). A line per cycle gives its wall time, the main process's CPU time
-(where the check runs; steadier than wall time on a shared machine) and how many items were
-sketched (a matching item's body has about 200 words: well over MIN_SHINGLES runs), too short
-to sketch, and looked up. The last line's cycle_s is then the mean of the "on" cycles and
-unchanged_cycle_s the mean of all four, followed by neardup_on_s, neardup_off_s,
-neardup_cost_s (on - off) and the same three for the main process's CPU seconds.
+(where the check runs; steadier than wall time on a shared machine), what it wrote (the
+database and its WAL), and how many items were sketched (a body has about 450 words, of which
+the first 200 count: far more than MIN_SHINGLES runs), too short to sketch, and looked up.
+The last line's cycle_s is then the mean of the "on" cycles and unchanged_cycle_s the mean of
+all four, followed by neardup_on_s, neardup_off_s, neardup_cost_s (on - off) and the same
+three for the main process's CPU seconds.
 
 The default latency is 0, the issue's setup (a local server): it measures CPU, and the
 speedup is then what two cores buy over a baseline that does less work per feed (no text

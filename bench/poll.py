@@ -1,7 +1,7 @@
 """Benchmark one poll cycle against a local HTTP server, with a naive baseline in the same run.
 
     .venv/bin/python bench/poll.py [--feeds 1000] [--items 50] [--hosts 50] [--latency 0]
-                                   [--workers N]
+                                   [--workers N] [--compare-neardup]
 
 Serves FEEDS feeds of ITEMS items of about 3 KB from HOSTS sites (one server per loopback
 address, 127.0.0.1 to 127.0.0.HOSTS, feeds dealt out in turn; one item in ten matches a rule;
@@ -12,6 +12,18 @@ connections, 4 per host):
   unchanged_cycle_s  the next cycle: every feed answers 304 to our conditional request
   baseline_s         `feedparser.parse(url)` feed after feed (no matching, no storing)
 Last line: feeds=N cycle_s=X unchanged_cycle_s=Y baseline_s=Z speedup=Z/X peak_rss_mb=M
+
+--compare-neardup measures the near-duplicate check's cost in the same run: four first cycles,
+each on a fresh database, with the check as shipped (on) and switched off here (off: the
+bench's Poller sketches nothing, so nothing is looked up or stored), in the order on, off,
+off, on (drift and warm-up fall on both alike; the first "on" cycle also imports numpy, as
+a bot's first cycle does). A line per cycle gives its wall time, the main process's CPU time
+(where the check runs; steadier than wall time on a shared machine), what it wrote (the
+database and its WAL), and how many items were sketched (a body has about 450 words, of which
+the first 200 count: far more than MIN_SHINGLES runs), too short to sketch, and looked up.
+The last line's cycle_s is then the mean of the "on" cycles and unchanged_cycle_s the mean of
+all four, followed by neardup_on_s, neardup_off_s, neardup_cost_s (on - off) and the same
+three for the main process's CPU seconds.
 
 The default latency is 0, the issue's setup (a local server): it measures CPU, and the
 speedup is then what two cores buy over a baseline that does less work per feed (no text
@@ -30,10 +42,13 @@ import resource
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from multiprocessing import Event, Process, Queue
 from pathlib import Path
+from statistics import fmean
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,16 +117,86 @@ async def cycles(feeds: list[Feed], database: Path, workers: int | None) -> Cycl
     with Store(database) as store, ParsePool(workers) as parser:
         async with Fetcher() as fetcher:  # the default limits, as `alertbot run` has them
             poller = Poller(store, fetcher, rulebook, parser=parser)
-            started = time.perf_counter()
+            started, cpu, written = time.perf_counter(), time.process_time(), written_mb()
             stats = await poller.run_cycle(feeds, force=True)
-            full = time.perf_counter() - started
+            full, full_cpu = time.perf_counter() - started, time.process_time() - cpu
+            written = written_mb() - written
             started = time.perf_counter()
             again = await poller.run_cycle(feeds, force=True)
             unchanged = time.perf_counter() - started
         worker_mb = sum(peak_rss_mb(pid) for pid in parser.pids())
         processes = len(parser.pids()) if parser.processes else 0
     assert stats.failed == 0 and again.unchanged == len(feeds), (stats.errors, again.summary())
-    return Cycles(full, unchanged, len(stats.alerts), processes, worker_mb)
+    return Cycles(full, unchanged, len(stats.alerts), processes, worker_mb, full_cpu, written)
+
+
+def written_mb() -> float:
+    """What this process has written so far (the database and its WAL; Linux /proc)."""
+    try:
+        io = Path("/proc/self/io").read_text()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1e6 for line in io.splitlines()
+                 if line.startswith("wchar:")), 0.0)  # fmt: skip
+
+
+CHECKS: Counter[str] = Counter()  # what the near-duplicate check did in the current cycle
+
+
+@contextmanager
+def neardup_check(on: bool) -> Iterator[None]:
+    """The check as shipped but counted (on), or switched off: no item gets a sketch, so none
+    is looked up or stored with one. Patched here only: the product has no such switch."""
+    shipped_sketch, shipped_copies = Poller._sketch, Poller._copies
+
+    def sketch(item, document):  # type: ignore[no-untyped-def]
+        if not on:
+            return None
+        found = shipped_sketch(item, document)
+        CHECKS["sketched" if found is not None else "too_short"] += 1
+        return found
+
+    def copies(self, sketch, decision):  # type: ignore[no-untyped-def]
+        CHECKS["looked_up"] += 1
+        return shipped_copies(self, sketch, decision)
+
+    CHECKS.clear()
+    Poller._sketch = staticmethod(sketch)  # type: ignore[method-assign,assignment]
+    Poller._copies = copies  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Poller._sketch, Poller._copies = shipped_sketch, shipped_copies  # type: ignore[method-assign]
+
+
+def compare_neardup(feeds: list[Feed], tmp: Path, workers: int | None) -> Cycles:
+    """First cycles with the check on and off, in the order on, off, off, on."""
+    runs: dict[bool, list[Cycles]] = {True: [], False: []}
+    for n, on in enumerate((True, False, False, True)):
+        database = tmp / f"bench{n}.db"
+        with neardup_check(on):
+            run = asyncio.run(cycles(feeds, database, workers))
+        for path in tmp.glob(f"{database.name}*"):  # a cycle's database is about 200 MB
+            path.unlink()
+        runs[on].append(run)
+        print(
+            f"neardup={'on' if on else 'off'} cycle_s={run.full:.2f} main_cpu_s={run.cpu:.2f} "
+            f"written_mb={run.written:.0f} "
+            f"alerts={run.alerts} sketched={CHECKS['sketched']} "
+            f"too_short={CHECKS['too_short']} looked_up={CHECKS['looked_up']}",
+            flush=True,
+        )
+    on, off = runs[True], runs[False]
+    assert {r.alerts for r in on} == {r.alerts for r in off}, "the check changed the alerts"
+    return replace(
+        on[0],
+        full=fmean(r.full for r in on),
+        unchanged=fmean(r.unchanged for r in on + off),
+        worker_mb=max(r.worker_mb for r in on + off),
+        cpu=fmean(r.cpu for r in on),
+        off=fmean(r.full for r in off),
+        off_cpu=fmean(r.cpu for r in off),
+    )
 
 
 @dataclass
@@ -121,6 +206,10 @@ class Cycles:
     alerts: int
     workers: int  # parser processes (0: parsing in a thread of this process)
     worker_mb: float  # their peak memory, summed
+    cpu: float = 0.0  # the first cycle's CPU time in this process
+    written: float = 0.0  # MB the first cycle wrote (this process: the database)
+    off: float | None = None  # --compare-neardup: the first cycle without the check
+    off_cpu: float | None = None
 
 
 def peak_rss_mb(pid: int | None = None) -> float:
@@ -167,6 +256,11 @@ def main() -> None:
         default=None,
         help="parser processes (default: one per CPU; 0: a thread)",
     )
+    parser.add_argument(
+        "--compare-neardup",
+        action="store_true",
+        help="first cycles with the near-duplicate check on and off, in one run",
+    )
     args = parser.parse_args()
     served: Queue = Queue()
     stop = Event()
@@ -178,7 +272,10 @@ def main() -> None:
         urls = served.get(timeout=600)
         feeds = [Feed(name=f"feed-{n}", url=url, backfill=args.items) for n, url in enumerate(urls)]
         with tempfile.TemporaryDirectory() as tmp:
-            run = asyncio.run(cycles(feeds, Path(tmp) / "bench.db", args.workers))
+            if args.compare_neardup:
+                run = compare_neardup(feeds, Path(tmp), args.workers)
+            else:
+                run = asyncio.run(cycles(feeds, Path(tmp) / "bench.db", args.workers))
         base = baseline(urls)
     finally:
         stop.set()
@@ -191,10 +288,17 @@ def main() -> None:
         f"cpus={cpu_count()} parse_workers={run.workers} main_rss_mb={main_mb:.0f} "
         f"workers_rss_mb={run.worker_mb:.0f}"
     )
-    print(
+    last = (
         f"feeds={args.feeds} cycle_s={run.full:.2f} unchanged_cycle_s={run.unchanged:.2f} "
         f"baseline_s={base:.2f} speedup={base / run.full:.2f} peak_rss_mb={peak:.0f}"
     )
+    if run.off is not None and run.off_cpu is not None:
+        last += (
+            f" neardup_on_s={run.full:.2f} neardup_off_s={run.off:.2f} "
+            f"neardup_cost_s={run.full - run.off:+.2f} neardup_on_cpu_s={run.cpu:.2f} "
+            f"neardup_off_cpu_s={run.off_cpu:.2f} neardup_cost_cpu_s={run.cpu - run.off_cpu:+.2f}"
+        )
+    print(last)
 
 
 if __name__ == "__main__":

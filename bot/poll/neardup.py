@@ -41,9 +41,10 @@ from __future__ import annotations
 import hashlib
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from bot.identity import words
@@ -73,9 +74,11 @@ _BOILERPLATE_ANYWHERE = ("all rights reserved", "newsletter", "appeared first on
 
 def is_boilerplate(sentence: str) -> bool:
     """A sentence that is boilerplate wherever it appears ("Read more …", "© …")."""
-    if _BOILERPLATE_START.match(sentence):
-        return True
-    folded = sentence.lower()
+    return bool(_BOILERPLATE_START.match(sentence)) or _has_phrase(sentence)
+
+
+def _has_phrase(text: str) -> bool:
+    folded = text.lower()
     return any(phrase in folded for phrase in _BOILERPLATE_ANYWHERE)
 
 
@@ -100,8 +103,8 @@ SIBLINGS = 4  # an outlet's footer is under every entry: a few of them show it
 def boilerplate(text: str, document: Sequence[str]) -> frozenset[str]:
     """The sentences of `text` that other entries of its feed document (`document`: their
     bodies, this one's included or not) repeat: a footer, a pitch, a "Read more" line."""
-    mine = set(sentences(_lead(text)))
-    siblings = [other for other in document if other != text][:SIBLINGS]
+    mine = set(_lead_sentences(text))
+    siblings = islice((other for other in document if other != text), SIBLINGS)
     found: set[str] = set()
     for other in siblings:  # the same few siblings serve every entry of a document: cached
         found |= mine.intersection(_sentence_set(other))
@@ -118,17 +121,45 @@ def _lead(text: str) -> str:
     return text[: MAX_WORDS * 16]
 
 
-def own_words(text: str, boilerplate: frozenset[str] = frozenset()) -> list[str]:
-    """The body's words without its boilerplate sentences."""
-    kept = [s for s in sentences(_lead(text)) if s not in boilerplate and not is_boilerplate(s)]
-    return words(" ".join(kept))
+@lru_cache(maxsize=16)
+def _lead_sentences(text: str) -> tuple[str, ...]:
+    """The lead's sentences: cached, as boilerplate() and then sketch() split the same text."""
+    return tuple(sentences(_lead(text)))
+
+
+def own_words(
+    text: str, boilerplate: frozenset[str] = frozenset(), limit: int | None = None
+) -> list[str]:
+    """The body's words without its boilerplate sentences: all of them, or with `limit`, at
+    least the first `limit` (the rest of the lead is neither judged nor split into words)."""
+    # a phrase that is boilerplate anywhere is looked for in each sentence only when the lead
+    # has one (it mostly has none): one pass over the lead instead of one per sentence
+    phrases = _has_phrase(_lead(text))
+    found: list[str] = []
+    kept: list[str] = []  # sentences whose words are not counted yet
+    tokens = 0  # an estimate of their words: only decides when to count them
+    for sentence in _lead_sentences(text):
+        if sentence in boilerplate or _BOILERPLATE_START.match(sentence):
+            continue
+        if phrases and _has_phrase(sentence):
+            continue
+        kept.append(sentence)
+        tokens += sentence.count(" ") + 1
+        if limit is not None and len(found) + tokens >= limit:
+            # the words of sentences joined by spaces are the words of each, one after another
+            found += words(" ".join(kept))
+            kept, tokens = [], 0
+            if len(found) >= limit:
+                return found
+    return found + words(" ".join(kept))
 
 
 def shingles(text: str, boilerplate: frozenset[str] = frozenset()) -> frozenset[bytes]:
     """The 4-word runs of the body's first MAX_WORDS own words."""
-    ws = own_words(text, boilerplate)[:MAX_WORDS]
+    # words hold no spaces: encoded once and split again, each run is joined in C
+    ws = " ".join(own_words(text, boilerplate, MAX_WORDS)[:MAX_WORDS]).encode().split(b" ")
     runs = zip(ws, ws[1:], ws[2:], ws[3:], strict=False)  # the later ones end sooner
-    return frozenset(f"{a} {b} {c} {d}".encode() for a, b, c, d in runs)
+    return frozenset(map(b" ".join, runs))
 
 
 def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | None:
@@ -140,13 +171,13 @@ def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | Non
     return Sketch(values.tobytes(), _band_keys(values), runs, boilerplate)
 
 
-def minhash(runs: Iterable[bytes]) -> np.ndarray:
+def minhash(runs: Collection[bytes]) -> np.ndarray:
     """The NUM_PERM uint32 MinHash values of a set of byte strings (datasketch's affine32)."""
     np = _numpy()
     a, b = _permutations()
     # CRC-32 runs at C speed, three times faster than datasketch's default SHA-1 in Python;
     # the finalizer then spreads its values before the permutations
-    hashes = np.array([zlib.crc32(run) for run in runs], dtype=np.uint32).reshape(-1, 1)
+    hashes = np.fromiter(map(zlib.crc32, runs), np.uint32, len(runs)).reshape(-1, 1)
     hashes ^= hashes >> np.uint32(16)
     hashes *= np.uint32(0x85EBCA6B)
     hashes ^= hashes >> np.uint32(13)
@@ -172,11 +203,15 @@ def _permutations() -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+_BAND_PREFIXES = [bytes([band]) for band in range(BANDS)]
+
+
 def _band_keys(values: np.ndarray) -> tuple[int, ...]:
+    raw, size = values.tobytes(), ROWS * 4
     keys = []
-    for band in range(BANDS):
-        chunk = values[band * ROWS : (band + 1) * ROWS].tobytes()
-        digest = hashlib.blake2b(bytes([band]) + chunk, digest_size=8).digest()
+    for band, prefix in enumerate(_BAND_PREFIXES):
+        chunk = raw[band * size : (band + 1) * size]
+        digest = hashlib.blake2b(prefix + chunk, digest_size=8).digest()
         keys.append(int.from_bytes(digest, "big", signed=True))  # fits SQLite's INTEGER
     return tuple(keys)
 

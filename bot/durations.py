@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -20,6 +21,16 @@ def parse_duration(value: object) -> float:
     if not m:
         raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 10m, 6h or 1d")
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def duration_argument(value: str) -> str:
+    """An argparse `type` for duration options: checked when the command line is read (a bad
+    one ends in argparse's usage error, exit 2), kept as written for the reports."""
+    try:
+        parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def format_duration(seconds: float) -> str:

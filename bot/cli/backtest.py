@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import add_config_option, settings_from_args
-from bot.durations import format_duration, parse_duration
+from bot.durations import duration_argument, format_duration, parse_duration
 from bot.errors import AlertbotError
 from bot.rules.backtest import Backtest, RuleDiff, Story
 from bot.rules.files import read_rule_set
@@ -37,7 +37,11 @@ def register_actions(actions: argparse._SubParsersAction) -> None:
         "path", nargs="?", type=Path, help="rules folder or file (default: the configured rules)"
     )
     backtest.add_argument(
-        "--since", default="7d", metavar="DURATION", help="how far back (default 7d)"
+        "--since",
+        default="7d",
+        type=duration_argument,
+        metavar="DURATION",
+        help="how far back (default 7d)",
     )
     backtest.add_argument("--json", action="store_true", help="print one JSON object")
     backtest.add_argument(
@@ -53,11 +57,7 @@ def register_actions(actions: argparse._SubParsersAction) -> None:
 
 def cmd_backtest(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
     """Exit 0 with the report; 1 with FILE:LINE problems or a database error on stderr."""
-    try:
-        seconds = parse_duration(args.since)
-    except ValueError as exc:
-        print(f"alertbot: --since: {exc}", file=sys.stderr)
-        return 2
+    seconds = parse_duration(args.since)  # checked by argparse already
     try:
         settings = settings_from_args(args)
         path = args.path or settings.rules_path

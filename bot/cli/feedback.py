@@ -13,7 +13,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from bot.config import add_config_option, settings_from_args
-from bot.durations import format_duration, parse_duration
+from bot.durations import duration_argument, format_duration, parse_duration
 from bot.errors import AlertbotError
 
 if TYPE_CHECKING:
@@ -31,7 +31,11 @@ def register_actions(actions: argparse._SubParsersAction) -> None:
     )
     feedback.add_argument("rule", nargs="?", help="only this rule's stories")
     feedback.add_argument(
-        "--since", default="30d", metavar="DURATION", help="marks this recent (default 30d)"
+        "--since",
+        default="30d",
+        type=duration_argument,
+        metavar="DURATION",
+        help="marks this recent (default 30d)",
     )
     feedback.add_argument(
         "--jsonl", action="store_true", help="one `rules eval` case per line on stdout"
@@ -42,11 +46,7 @@ def register_actions(actions: argparse._SubParsersAction) -> None:
 
 def cmd_feedback(args: argparse.Namespace, clock: Callable[[], float] = time.time) -> int:
     """Print the marked stories; exit 1 when the database cannot be read."""
-    try:
-        seconds = parse_duration(args.since)
-    except ValueError as exc:
-        print(f"alertbot: --since: {exc}", file=sys.stderr)
-        return 2
+    seconds = parse_duration(args.since)  # checked by argparse already
     try:
         database = settings_from_args(args).database
         stories = _read(database, clock() - seconds, args.rule)

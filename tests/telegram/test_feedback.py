@@ -219,6 +219,8 @@ async def test_readers_are_counted_and_exported_as_eval_cases(world, bot_api, tm
     assert "3 reader(s)" in case["note"] and case["id"].startswith("feedback-port-strikes-")
     none = alertbot("rules", "feedback", "kursk", database=tmp_path / "alertbot.db")
     assert none.stdout.strip() == "No story was marked not relevant for kursk in the last 30d."
+    bad = alertbot("rules", "feedback", "--since", "soon", database=tmp_path / "alertbot.db")
+    assert bad.returncode == 2 and "--since: 'soon' is not a duration" in bad.stderr
 
 
 async def test_status_counts_marks_and_stop_deletes_the_chats_feedback(world, bot_api):

@@ -4,65 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from fakebotapi import FakeBotAPI
-from telegram import LinkPreviewOptions
-from telegram.ext import Defaults, ExtBot
-from telegram.request import HTTPXRequest
+from deliverykit import ADMIN, START, TOKEN, Clock
+from telegram.ext import ExtBot
 
 from bot.models import Item, Match, Snippet
 from bot.store import Store
 from bot.telegram.admin import admin_notifier
-from bot.telegram.deliver import ChatLimiter, Deliverer, Policy, rate_limiter
+from bot.telegram.deliver import ChatLimiter, Deliverer, Policy
 from bot.telegram.digest import digest_slot
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-TOKEN = "123456:SECRET-token-never-logged"
-ADMIN = 99
-START = datetime(2024, 10, 14, 5, 0, tzinfo=UTC).timestamp()
-
-
-class Clock:
-    """An injected clock: sleeping advances it at once."""
-
-    def __init__(self, now: float = START):
-        self.now = now
-        self.slept = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0)
-        self.slept += max(seconds, 0)
-        await asyncio.sleep(0)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock):
-    with Store(tmp_path / "alertbot.db", clock=clock) as s:
-        yield s
-
-
-@pytest.fixture
-async def bot(bot_api: FakeBotAPI) -> AsyncIterator[ExtBot]:
-    request = HTTPXRequest(connection_pool_size=64, read_timeout=1.0)
-    defaults = Defaults(link_preview_options=LinkPreviewOptions(is_disabled=True))  # as the app
-    ext = ExtBot(
-        TOKEN, base_url=bot_api.base_url, request=request, rate_limiter=rate_limiter(),
-        defaults=defaults,
-    )  # fmt: skip
-    async with ext:
-        yield ext
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -79,6 +81,30 @@ def wait_for(condition, proc: subprocess.Popen[str], timeout: float = 30.0) -> N
             out, err = proc.communicate(timeout=10)
             raise AssertionError(f"condition not met; process said:\n{out}\n{err}")
         time.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
+    """Poll until `condition` holds (no fixed sleeps), failing with what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextmanager
+def bot_running(config: Path, cwd: Path, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """`alertbot run --config CONFIG` with these environment variables, killed at the end if
+    the test left it running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--config", str(config)],
+        cwd=cwd, env=clean_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def db_rows(path: Path, sql: str) -> list[tuple[object, ...]]:

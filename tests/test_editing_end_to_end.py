@@ -4,20 +4,18 @@ the backtest of the edit."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 
 import pytest
 from fakebotapi import FakeBotAPI
 from feedserver import FeedServer
+from runbot import bot_running, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "777001:EDIT-secret"
@@ -33,13 +31,6 @@ def feed(*items: str) -> bytes:
     ).encode()
 
 
-def wait(condition: Callable[[], object], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def bot_process(
     bot_api: FakeBotAPI, feed_server: FeedServer, tmp_path: Path
@@ -51,40 +42,32 @@ def bot_process(
         f"feeds:\n  - name: desk\n    url: {feed_server.url('/feed.xml')}\n    interval: 1s\n"
         f"paths:\n  rules: {tmp_path / 'rules'}\n  database: {tmp_path / 'alertbot.db'}\n"
     )
-    env = os.environ | {
+    env = {
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "ALERTBOT_TELEGRAM_API_URL": bot_api.base_url,
         "ALERTBOT_ADMIN_IDS": str(ADMIN),
-        "PYTHONPATH": str(ROOT),
     }
-    env.pop("ALERTBOT_CONFIG", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--config", str(config)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    yield process
-    if process.poll() is None:
-        process.kill()
-        process.communicate()
+    with bot_running(config, tmp_path, **env) as process:
+        yield process
 
 
 def test_a_tap_is_recorded_and_a_saved_edit_reports_its_backtest_to_admins(
     bot_api: FakeBotAPI, feed_server: FeedServer, bot_process: subprocess.Popen, tmp_path: Path
 ) -> None:
     bot_api.user_sends(READER, "/subscribe taiwan-exercises")
-    wait(lambda: bot_api.messages(READER), "the confirmation")
-    wait(lambda: feed_server.requests_for("/feed.xml"), "the first fetch")
+    wait_until(lambda: bot_api.messages(READER), "the confirmation")
+    wait_until(lambda: feed_server.requests_for("/feed.xml"), "the first fetch")
     item = (
         f"<item><title>PLA drills</title><link>{STORY}</link><guid>{STORY}</guid>"
         f"<pubDate>{formatdate(usegmt=True)}</pubDate><description>{TEXT}</description></item>"
     )
     feed_server.route("/feed.xml", body=feed(item), headers={"Content-Type": "text/xml"})
-    wait(lambda: len(bot_api.messages(READER)) == 2, "the alert")
+    wait_until(lambda: len(bot_api.messages(READER)) == 2, "the alert")
     alert = bot_api.messages(READER)[1]
     [(label, data)] = alert.buttons
     assert label == "👎 Not relevant"
     bot_api.user_presses(READER, alert.message_id, data)
-    wait(lambda: bot_api.callback_answers, "the thanks")
+    wait_until(lambda: bot_api.callback_answers, "the thanks")
     assert bot_api.callback_answers[0]["text"].startswith("Thanks")
     with sqlite3.connect(tmp_path / "alertbot.db") as db:
         marks = db.execute("SELECT chat_id, rule_id, snippet FROM feedback").fetchall()
@@ -96,7 +79,7 @@ def test_a_tap_is_recorded_and_a_saved_edit_reports_its_backtest_to_admins(
     )
     assert edited != rule.read_text()
     rule.write_text(edited)
-    wait(lambda: any("Backtest" in t for t in bot_api.texts(ADMIN)), "the backtest notice")
+    wait_until(lambda: any("Backtest" in t for t in bot_api.texts(ADMIN)), "the backtest notice")
     notice = next(t for t in bot_api.texts(ADMIN) if "Backtest" in t)
     assert notice.startswith("⚠️ Backtest over the last 7 days: taiwan-exercises: +0 −1 (")
     assert "other rules not edited" in notice

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from fakebotapi import FakeBotAPI
 from feedserver import FeedServer
+from runbot import bot_running, wait_until
 
 from bot.telegram.topics import topic_key
 
@@ -44,13 +45,6 @@ def story() -> str:
     )
 
 
-def wait(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def bot_process(
     bot_api: FakeBotAPI, feed_server: FeedServer, tmp_path: Path
@@ -61,41 +55,26 @@ def bot_process(
         f"feeds:\n  - name: local\n    url: {feed_server.url('/feed.xml')}\n    interval: 1s\n"
         f"paths:\n  rules: {ROOT / 'rules'}\n  database: {tmp_path / 'alertbot.db'}\n"
     )
-    env = os.environ | {
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "ALERTBOT_TELEGRAM_API_URL": bot_api.base_url,
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("ALERTBOT_CONFIG", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--config", str(config)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    yield process
-    if process.poll() is None:
-        process.kill()
-        process.communicate()
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "ALERTBOT_TELEGRAM_API_URL": bot_api.base_url}
+    with bot_running(config, tmp_path, **env) as process:
+        yield process
 
 
 def test_subscribe_then_one_alert_and_clean_stop(bot_api, feed_server, bot_process, tmp_path):
     bot_api.user_sends(READER, "/start")
     bot_api.user_sends(BYSTANDER, "/start")
-    wait(lambda: bot_api.messages(READER) and bot_api.messages(BYSTANDER), "the welcome")
+    wait_until(lambda: bot_api.messages(READER) and bot_api.messages(BYSTANDER), "the welcome")
     welcome = bot_api.messages(READER)[0]
     button = f"t:s:0:{topic_key('taiwan-exercises')}"
     assert ("PRC military exercises around Taiwan", button) in welcome.buttons
     bot_api.user_presses(READER, welcome.message_id, button)
-    wait(lambda: bot_api.message(READER, welcome.message_id).edits, "the ✅ on the button")
-    wait(lambda: feed_server.requests_for("/feed.xml"), "the first fetch")
+    wait_until(lambda: bot_api.message(READER, welcome.message_id).edits, "the ✅ on the button")
+    wait_until(lambda: feed_server.requests_for("/feed.xml"), "the first fetch")
 
     feed_server.route("/feed.xml", body=feed(story()), headers={"Content-Type": "text/xml"})
-    wait(lambda: len(bot_api.messages(READER)) == 2, "the alert")
+    wait_until(lambda: len(bot_api.messages(READER)) == 2, "the alert")
     fetches = len(feed_server.requests_for("/feed.xml"))
-    wait(lambda: len(feed_server.requests_for("/feed.xml")) >= fetches + 2, "two more cycles")
+    wait_until(lambda: len(feed_server.requests_for("/feed.xml")) >= fetches + 2, "two more cycles")
 
     alert = bot_api.messages(READER)[1]
     assert len(bot_api.messages(READER)) == 2, "the story must arrive exactly once"
@@ -250,7 +229,7 @@ def test_killed_mid_delivery_then_restarted_delivers_the_rest(
     )
     crash = CrashOnSend(bot_api, database, at=CRASH_AT)
     crash.process = launch(config, "first")
-    wait(crash.crashed.is_set, f"the bot to send {CRASH_AT} alerts and be killed", timeout=30)
+    wait_until(crash.crashed.is_set, f"the bot to send {CRASH_AT} alerts and be killed", timeout=30)
     assert crash.process.returncode == -signal.SIGKILL
     assert crash.sent_before == CRASH_AT - 1, "what Telegram answered must be committed"
     assert outbox_states(database) == {"pending": 90 - crash.sent_before, "sent": crash.sent_before}
@@ -258,8 +237,10 @@ def test_killed_mid_delivery_then_restarted_delivers_the_rest(
     crash.resume()
     second = launch(config, "second")
     expected = {(chat, link) for chat in CHATS for link in CRASH_LINKS}
-    wait(lambda: expected <= set(received(bot_api)), "every alert", timeout=30)
-    wait(lambda: outbox_states(database).get("pending", 0) == 0, "an empty outbox", timeout=30)
+    wait_until(lambda: expected <= set(received(bot_api)), "every alert", timeout=30)
+    wait_until(
+        lambda: outbox_states(database).get("pending", 0) == 0, "an empty outbox", timeout=30
+    )
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=30) == 0
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -105,6 +106,15 @@ def bot_running(config: Path, cwd: Path, **env: str) -> Iterator[subprocess.Pope
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def rules_dir(tmp_path: Path, **files: str) -> Path:
+    """tmp_path/rules holding NAME.yaml for each NAME=text (dedented)."""
+    folder = tmp_path / "rules"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return folder
 
 
 def db_rows(path: Path, sql: str) -> list[tuple[object, ...]]:

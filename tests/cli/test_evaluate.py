@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from runbot import alertbot as run_alertbot
+from runbot import rules_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,23 +31,8 @@ KURSK = """\
     """
 
 
-def rules_dir(tmp_path: Path, **files: str) -> Path:
-    folder = tmp_path / "rules"
-    folder.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
-    return folder
-
-
 def alertbot(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_alertbot(*map(str, args), cwd=ROOT, timeout=120)
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess[str], fragment: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from runbot import rules_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,14 +40,6 @@ KURSK = """\
       all: ["@kursk", "@war"]
       none: [submarine]
     """
-
-
-def rules_dir(tmp_path: Path, **files: str) -> Path:
-    folder = tmp_path / "rules"
-    folder.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (folder / f"{name}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
-    return folder
 
 
 def alertbot(

@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from feedserver import FeedServer
-from pollenv import Clock, Env, polling
+from pollenv import Env
 
 from bot.identity import body_fingerprint, text_fingerprint
 from bot.models import Alert, Item, KnownItem
 from bot.poll.decide import decide
-from bot.rules.files import load_rules
-from bot.rules.matcher import Rulebook
-from bot.store import Store
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 K1 = "Russian sources claim that Russian forces have regained positions in the Kursk region."
 K2 = "Ukrainian troops repelled an assault near Sudzha in the Kursk region on Tuesday."
 K3 = "Fresh Russian units arrived on the Kursk front, a Ukrainian brigade spokesman said."
@@ -31,17 +24,9 @@ P1 = "Russian drones struck port infrastructure in Odesa overnight, damaging a g
 DULL = "Shakhtar Donetsk beat Dynamo Kyiv 2-1 in the league derby on Sunday."
 
 
-@pytest.fixture(scope="module")
-def rulebook() -> Rulebook:
-    return load_rules(RULES)
-
-
 @pytest.fixture
-async def env(
-    store: Store, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
-) -> AsyncIterator[Env]:
-    async with polling(store, clock, feed_server, rulebook, advance=60.0) as env:
-        yield env
+def cycle_advance() -> float:
+    return 60.0  # a minute between cycles
 
 
 def rss(*items: dict[str, str]) -> bytes:

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from xml.sax.saxutils import escape
 
-import pytest
-from feedserver import FeedServer, conditional
-from pollenv import Clock, Env, polling
+from feedserver import conditional
+from pollenv import Env
 
 from bot.identity import text_fingerprint
 from bot.models import Alert, Feed, Item, KnownItem, Match
 from bot.poll.decide import Decision, decide, select_alerts
-from bot.rules.files import load_rules
-from bot.rules.matcher import Rulebook
 from bot.store import Store
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 KURSK = "Russian sources claim that Russian forces have regained positions in the Kursk region."
 PORT = "Russian drones struck port infrastructure in Odesa overnight, damaging a grain terminal."
 TAIWAN = "China's PLA began live-fire drills encircling Taiwan on Monday."
@@ -187,19 +181,6 @@ def test_select_alerts_skips_known_rules_throttle_and_silent_backfill() -> None:
 
 
 # -- whole cycles against a real server -----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def rulebook() -> Rulebook:
-    return load_rules(RULES)
-
-
-@pytest.fixture
-async def env(
-    store: Store, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
-) -> AsyncIterator[Env]:
-    async with polling(store, clock, feed_server, rulebook) as env:
-        yield env
 
 
 def rules_of(alerts: list[Alert]) -> list[tuple[str, list[str]]]:

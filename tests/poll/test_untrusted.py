@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from xml.sax.saxutils import escape
 
 import pytest
@@ -11,11 +10,9 @@ from feedserver import FeedServer, running
 from pollenv import Clock, Env, polling
 
 from bot.identity import normalize_link
-from bot.rules.files import load_rules
 from bot.rules.matcher import Rulebook
 from bot.store import Store
 
-RULES = Path(__file__).resolve().parents[2] / "rules"
 HIDDEN = "\u200b\u200c\u200d\u2060\u00ad\ufeff"
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
 
@@ -31,19 +28,6 @@ def rss(*items: tuple[str, str, str]) -> bytes:
         '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
         f"<link>https://example.org/</link>{body}</channel></rss>"
     ).encode()
-
-
-@pytest.fixture(scope="module")
-def rulebook() -> Rulebook:
-    return load_rules(RULES)
-
-
-@pytest.fixture
-async def env(
-    store: Store, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
-) -> AsyncIterator[Env]:
-    async with polling(store, clock, feed_server, rulebook) as env:
-        yield env
 
 
 @pytest.mark.parametrize("char", HIDDEN, ids=[f"U+{ord(c):04X}" for c in HIDDEN])

@@ -73,6 +73,18 @@ def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def start_running(
+    config: Path, cwd: Path, procs: list[subprocess.Popen[str]]
+) -> tuple[subprocess.Popen[str], Path]:
+    """`alertbot run` with a config from write_config, added to `procs` (the test's clean-up);
+    returns it and its database once the run is registered there (it holds the run lock)."""
+    process = start("run", "--config", str(config), cwd=cwd)
+    procs.append(process)
+    database = cwd / "state" / "test.db"
+    wait_for(lambda: db_rows(database, "SELECT count(*) FROM runs") == [(1,)], process)
+    return process, database
+
+
 def wait_for(condition, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     """Poll a condition of another process (no fixed sleeps: returns as soon as it holds)."""
     deadline = time.monotonic() + timeout

@@ -19,6 +19,7 @@ from runbot import (
     db_rows,
     rss,
     start,
+    start_running,
     wait_for,
     write_config,
 )
@@ -140,10 +141,7 @@ def test_second_process_refuses_and_sigterm_stops_the_first(
 ) -> None:
     feed_server.route("/f", body=rss(KURSK))
     config = write_config(tmp_path, {"f": feed_server.url("/f")})
-    first = start("run", "--config", str(config), cwd=tmp_path)
-    proc_cleanup.append(first)
-    database = tmp_path / "state" / "test.db"
-    wait_for(lambda: db_rows(database, "SELECT count(*) FROM runs") == [(1,)], first)
+    first, _ = start_running(config, tmp_path, proc_cleanup)
     second = alertbot("run", "--once", "--config", str(config), cwd=tmp_path)
     assert second.returncode == 1
     assert "another alertbot process (pid" in second.stderr

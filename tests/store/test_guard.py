@@ -17,7 +17,7 @@ from typing import ClassVar
 import pytest
 from fakebotapi import FakeBotAPI, fake_token
 from feedserver import FeedServer
-from runbot import KURSK, alertbot, clean_env, db_rows, rss, start, wait_for, write_config
+from runbot import KURSK, alertbot, clean_env, rss, start_running, wait_for, write_config
 
 from bot import app
 from bot.config import load_settings
@@ -65,10 +65,7 @@ def test_a_hard_link_to_a_running_bots_database_is_refused(
 ) -> None:
     feed_server.route("/f", body=rss(KURSK))
     config = write_config(tmp_path, {"f": feed_server.url("/f")})
-    first = start("run", "--config", str(config), cwd=tmp_path)
-    procs.append(first)
-    database = tmp_path / "state" / "test.db"
-    wait_for(lambda: db_rows(database, "SELECT count(*) FROM runs") == [(1,)], first)
+    first, database = start_running(config, tmp_path, procs)
     other = tmp_path / "elsewhere"
     other.mkdir()
     os.link(database, other / "test.db")  # the same file under another name

@@ -89,6 +89,7 @@ def store_reports(store: Store, reports: Reports, count: int) -> list[tuple[str,
                             f"https://s.example/{n}", None, text, f"h{n}")  # fmt: skip
                 store.record_item(item, [MATCH], enqueue=False, sketch=_pair(sketch))
                 stored.append((text, outlet))
+        store.flush_sketch_bands(neardup.band_keys)  # as the poll cycle does, in batches
     return stored
 
 
@@ -98,7 +99,7 @@ def _pair(sketch: neardup.Sketch | None) -> tuple[bytes, tuple[int, ...]] | None
 
 def check(store: Store, text: str, document: list[str]) -> bool:
     """The cycle's check: is `text` (one entry of `document`) a copy of a stored report?"""
-    sketch = neardup.sketch(text, neardup.boilerplate(text, document))
+    sketch = neardup.sketch(text, document)
     if sketch is None:
         return False
     rows = store.sketch_candidates(sketch.bands)

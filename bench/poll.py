@@ -156,9 +156,9 @@ def neardup_check(on: bool) -> Iterator[None]:
         CHECKS["sketched" if found is not None else "too_short"] += 1
         return found
 
-    def copies(self, sketch, decision):  # type: ignore[no-untyped-def]
+    def copies(self, sketch, decision, stored):  # type: ignore[no-untyped-def]
         CHECKS["looked_up"] += 1
-        return shipped_copies(self, sketch, decision)
+        return shipped_copies(self, sketch, decision, stored)
 
     CHECKS.clear()
     Poller._sketch = staticmethod(sketch)  # type: ignore[method-assign,assignment]

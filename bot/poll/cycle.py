@@ -8,6 +8,7 @@ is recorded on the feed, logged with its context, and the cycle goes on with the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -21,17 +22,18 @@ from bot.feeds.fetch import Fetcher, FetchResult, backoff_delay
 from bot.feeds.parse import ParsedFeed
 from bot.feeds.parsepool import ParsePool, parse_job
 from bot.identity import body_fingerprint, body_fingerprints, text_fingerprint
-from bot.models import Alert, Feed, Item
+from bot.models import Alert, Feed, Item, Match
 from bot.poll import neardup
 from bot.poll.articles import ArticleSource, FullText
 from bot.poll.decide import Decision, decide, select_alerts, with_copies, with_rules
 from bot.rules.matcher import Rulebook
-from bot.store import FeedState, Store
+from bot.store import FeedState, SketchRow, Store
 from bot.store.schema import item_rules
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND_GRACE = 86_400.0  # a feed answering 404 this long is disabled
+INDEX_BATCH = 1000  # sketched reports whose band rows are written together (see store.sketches)
 
 
 # -- the cycle -------------------------------------------------------------------------------
@@ -82,6 +84,16 @@ class CycleStats:
         }
 
 
+@dataclass(frozen=True)
+class Matched:
+    """A decision's item as matched: the text it was matched on, its matches and sketch."""
+
+    decision: Decision
+    text: FullText
+    matches: Sequence[Match] = ()
+    sketch: neardup.Sketch | None = None
+
+
 @dataclass
 class Poller:
     """Everything a cycle needs; `emit` sees each alert right after it is committed."""
@@ -108,6 +120,7 @@ class Poller:
         due = self.store.due_feeds(feeds, self.clock(), force=force)
         stats = CycleStats(feeds=len(due))
         self._cycle_rules: dict[str, set[str]] = {}  # story -> rules matched in this cycle
+        self._index_sketches()  # what a crash or a migration left unindexed, before any lookup
         slots = asyncio.Semaphore(self.concurrency)
 
         async def one(feed: Feed, state: FeedState) -> None:
@@ -119,7 +132,18 @@ class Poller:
                     stats.errors[feed.name] = str(exc)
 
         await asyncio.gather(*(one(feed, state) for feed, state in due))
+        self._index_sketches()
         return stats
+
+    def _index_sketches(self, at_least: int = 0) -> None:
+        """Write the band rows of the reports sketched since the last time, sorted in one batch,
+        once there are `at_least` of them (till then they are looked up in memory)."""
+        if self.store.pending_bands.count < at_least:
+            return
+        # when the disk refuses, the store has told the admins, and the signatures stay marked
+        # for the next flush
+        with contextlib.suppress(StoreUnwritable):
+            self.store.flush_sketch_bands(neardup.band_keys)
 
     async def poll_feed(self, feed: Feed, state: FeedState, stats: CycleStats) -> None:
         """Refresh one feed, like Miniflux's RefreshFeed; errors end up on the feed's row."""
@@ -196,11 +220,12 @@ class Poller:
         last_alerts = self.store.story_alerts({s for d in decisions.to_match for s in d.stories})
         throttles = {rule.id: rule.throttle for rule in self.rulebook.rules}
         document = [i.text for i in items]  # its siblings show an outlet's footer
+        found = [self._matched(d, text, document) for d, text in zip(decisions.to_match, texts,
+                                                                    strict=True)]  # fmt: skip
+        stored = self.store.stored_candidates(b for f in found if f.sketch for b in f.sketch.bands)
         with self.store.transaction():
-            alerts = [
-                self._record(d, text, last_alerts, throttles, stats, document)
-                for d, text in zip(decisions.to_match, texts, strict=True)
-            ]
+            alerts = [self._record(f, last_alerts, throttles, stats, stored) for f in found]
+        self._index_sketches(at_least=INDEX_BATCH)
         for alert in filter(None, alerts):
             stats.alerts.append(alert)
             log.info("alert: %s on %s (%s)", alert.item.title, alert.item.feed,
@@ -217,15 +242,23 @@ class Poller:
             *(resolve(d.item, mode, refresh=d.reason in ("changed", "moved")) for d in decisions)
         )
 
+    def _matched(self, decision: Decision, text: FullText, document: Sequence[str]) -> Matched:
+        """The rules the item matches and, when it matches any, its near-duplicate sketch."""
+        if decision.reason == "retry" and self.articles is not None and text.item is decision.item:
+            return Matched(decision, text)  # still only the feed's text, matched already
+        matches = self.rulebook.match(text.item)  # the article's text when there is one
+        sketch = self._sketch(decision.item, document) if matches else None  # only these alert
+        return Matched(decision, text, matches, sketch)
+
     def _record(
         self,
-        decision: Decision,
-        text: FullText,
+        found: Matched,
         last_alerts: dict[tuple[str, str], float],
         throttles: Mapping[str, float],
         stats: CycleStats,
-        document: Sequence[str] = (),
+        stored: Mapping[int, list[SketchRow]],
     ) -> Alert | None:
+        decision, text, matches, sketch = found.decision, found.text, found.matches, found.sketch
         item, now = decision.item, self.clock()
         if decision.reason == "retry" and self.articles is not None:
             self.articles.retried(item)
@@ -233,10 +266,8 @@ class Poller:
                 return None  # still only the feed's text, which was matched already
         earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
         decision = with_rules(decision, earlier)
-        matches = self.rulebook.match(text.item)  # the article's text when there is one
-        sketch = self._sketch(item, document) if matches else None  # only these can alert
         alerting = select_alerts(decision, matches, last_alerts, throttles, now)
-        if alerting and sketch is not None and (copies := self._copies(sketch, decision)):
+        if alerting and sketch is not None and (copies := self._copies(sketch, decision, stored)):
             decision = with_copies(decision, copies)
             alerting = select_alerts(decision, matches, last_alerts, throttles, now)
         # the row and the alert keep the feed's own text (the article is in `articles`): the
@@ -266,13 +297,13 @@ class Poller:
     @staticmethod
     def _sketch(item: Item, document: Sequence[str]) -> neardup.Sketch | None:
         """The item's near-duplicate sketch, its document's repeated sentences left out."""
-        return neardup.sketch(item.text, neardup.boilerplate(item.text, document))
+        return neardup.sketch(item.text, document)
 
     def _copies(
-        self, sketch: neardup.Sketch, decision: Decision
+        self, sketch: neardup.Sketch, decision: Decision, stored: Mapping[int, list[SketchRow]]
     ) -> list[tuple[str, frozenset[str]]]:
         """(story key, rules) of stored near-duplicates of this report (this row aside)."""
-        rows = [r for r in self.store.sketch_candidates(sketch.bands)
+        rows = [r for r in self.store.sketch_candidates(sketch.bands, stored)
                 if r.item_id != decision.update_id]  # fmt: skip
         same = set(neardup.copies(sketch, [(r.item_id, r.signature, r.text) for r in rows]))
         found = [(r.story_key, item_rules(r.rules)) for r in rows if r.item_id in same]

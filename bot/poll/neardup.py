@@ -38,10 +38,9 @@ which never sketch, do not carry it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import islice
@@ -89,7 +88,7 @@ class Sketch:
     signature: bytes  # NUM_PERM uint32 values
     bands: tuple[int, ...]
     runs: frozenset[bytes]  # the 4-word runs (not stored: for exact checks of candidates)
-    boilerplate: frozenset[str] = frozenset()  # what was dropped from the document
+    boilerplate: frozenset[str] = frozenset()  # the sentences its feed document repeats
 
 
 def sentences(text: str) -> list[str]:
@@ -101,14 +100,20 @@ SIBLINGS = 4  # an outlet's footer is under every entry: a few of them show it
 
 
 def boilerplate(text: str, document: Sequence[str]) -> frozenset[str]:
-    """The sentences of `text` that other entries of its feed document (`document`: their
-    bodies, this one's included or not) repeat: a footer, a pitch, a "Read more" line."""
-    mine = set(_lead_sentences(text))
-    siblings = islice((other for other in document if other != text), SIBLINGS)
-    found: set[str] = set()
-    for other in siblings:  # the same few siblings serve every entry of a document: cached
-        found |= mine.intersection(_sentence_set(other))
-    return frozenset(found)
+    """The sentences of `text`'s lead that other entries of its feed document (`document`:
+    their bodies, this one's included or not) repeat: a footer, a pitch, a "Read more" line."""
+    return frozenset(_lead_sentences(text)).intersection(_repeated(text, document))
+
+
+def _repeated(text: str, document: Sequence[str]) -> frozenset[str]:
+    """The sentences of the first few other entries of the document."""
+    return _sentences_of(tuple(islice((other for other in document if other != text), SIBLINGS)))
+
+
+@lru_cache(maxsize=16)
+def _sentences_of(siblings: tuple[str, ...]) -> frozenset[str]:
+    # an entry's siblings are the document's first few others: one or two sets per document
+    return frozenset().union(*map(_sentence_set, siblings))
 
 
 @lru_cache(maxsize=64)
@@ -121,27 +126,38 @@ def _lead(text: str) -> str:
     return text[: MAX_WORDS * 16]
 
 
-@lru_cache(maxsize=16)
-def _lead_sentences(text: str) -> tuple[str, ...]:
-    """The lead's sentences: cached, as boilerplate() and then sketch() split the same text."""
-    return tuple(sentences(_lead(text)))
+def _lead_sentences(text: str) -> Iterator[str]:
+    """The lead's sentences, one by one: most leads need only their first few."""
+    for match in _SENTENCES.finditer(_lead(text)):
+        if sentence := match.group().strip():
+            yield sentence
 
 
 def own_words(
-    text: str, boilerplate: frozenset[str] = frozenset(), limit: int | None = None
+    text: str, repeated: Collection[str] = frozenset(), limit: int | None = None
 ) -> list[str]:
-    """The body's words without its boilerplate sentences: all of them, or with `limit`, at
-    least the first `limit` (the rest of the lead is neither judged nor split into words)."""
+    """The body's words without its boilerplate sentences (those in `repeated` and those that
+    are boilerplate anywhere): all of them, or with `limit`, at least the first `limit` (the
+    rest of the lead is neither judged nor split into words)."""
+    return _own(text, repeated, limit)[0]
+
+
+def _own(
+    text: str, repeated: Collection[str], limit: int | None
+) -> tuple[list[str], frozenset[str]]:
+    """own_words, and the sentences of `repeated` that were dropped on the way."""
     # a phrase that is boilerplate anywhere is looked for in each sentence only when the lead
     # has one (it mostly has none): one pass over the lead instead of one per sentence
     phrases = _has_phrase(_lead(text))
     found: list[str] = []
     kept: list[str] = []  # sentences whose words are not counted yet
+    dropped: set[str] = set()
     tokens = 0  # an estimate of their words: only decides when to count them
     for sentence in _lead_sentences(text):
-        if sentence in boilerplate or _BOILERPLATE_START.match(sentence):
+        if sentence in repeated:
+            dropped.add(sentence)
             continue
-        if phrases and _has_phrase(sentence):
+        if _BOILERPLATE_START.match(sentence) or (phrases and _has_phrase(sentence)):
             continue
         kept.append(sentence)
         tokens += sentence.count(" ") + 1
@@ -150,25 +166,31 @@ def own_words(
             found += words(" ".join(kept))
             kept, tokens = [], 0
             if len(found) >= limit:
-                return found
-    return found + words(" ".join(kept))
+                return found, frozenset(dropped)
+    return found + words(" ".join(kept)), frozenset(dropped)
 
 
-def shingles(text: str, boilerplate: frozenset[str] = frozenset()) -> frozenset[bytes]:
+def shingles(text: str, repeated: Collection[str] = frozenset()) -> frozenset[bytes]:
     """The 4-word runs of the body's first MAX_WORDS own words."""
+    return _runs(own_words(text, repeated, MAX_WORDS))
+
+
+def _runs(own: list[str]) -> frozenset[bytes]:
     # words hold no spaces: encoded once and split again, each run is joined in C
-    ws = " ".join(own_words(text, boilerplate, MAX_WORDS)[:MAX_WORDS]).encode().split(b" ")
+    ws = " ".join(own[:MAX_WORDS]).encode().split(b" ")
     runs = zip(ws, ws[1:], ws[2:], ws[3:], strict=False)  # the later ones end sooner
     return frozenset(map(b" ".join, runs))
 
 
-def sketch(text: str, boilerplate: frozenset[str] = frozenset()) -> Sketch | None:
-    """The body's sketch, or None when too little of its own text is left."""
-    runs = shingles(text, boilerplate)
+def sketch(text: str, document: Sequence[str] = ()) -> Sketch | None:
+    """The body's sketch, the sentences its feed document's other entries repeat left out;
+    None when too little of its own text is left."""
+    own, dropped = _own(text, _repeated(text, document), MAX_WORDS)
+    runs = _runs(own)
     if len(runs) < MIN_SHINGLES:
         return None
     values = minhash(runs)
-    return Sketch(values.tobytes(), _band_keys(values), runs, boilerplate)
+    return Sketch(values.tobytes(), band_keys(values), runs, dropped)
 
 
 def minhash(runs: Collection[bytes]) -> np.ndarray:
@@ -203,17 +225,20 @@ def _permutations() -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-_BAND_PREFIXES = [bytes([band]) for band in range(BANDS)]
+def band_keys(signature: np.ndarray | bytes) -> tuple[int, ...]:
+    """The LSH keys a signature is indexed under: one per band of ROWS values, each band's
+    values mixed into one signed 64-bit integer (SQLite's INTEGER) with the band's number."""
+    np = _numpy()
+    values = np.frombuffer(signature, np.uint32) if isinstance(signature, bytes) else signature
+    pairs = values[: BANDS * ROWS].view(np.uint64).reshape(BANDS, ROWS // 2)
+    mixed = pairs[:, 0] * np.uint64(0xFF51AFD7ED558CCD) ^ pairs[:, 1] ^ _band_salts()
+    return tuple(mixed.view(np.int64).tolist())
 
 
-def _band_keys(values: np.ndarray) -> tuple[int, ...]:
-    raw, size = values.tobytes(), ROWS * 4
-    keys = []
-    for band, prefix in enumerate(_BAND_PREFIXES):
-        chunk = raw[band * size : (band + 1) * size]
-        digest = hashlib.blake2b(prefix + chunk, digest_size=8).digest()
-        keys.append(int.from_bytes(digest, "big", signed=True))  # fits SQLite's INTEGER
-    return tuple(keys)
+@cache
+def _band_salts() -> np.ndarray:
+    np = _numpy()
+    return np.arange(1, BANDS + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
 
 
 def similarity(a: bytes, b: bytes) -> float:

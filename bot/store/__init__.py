@@ -39,7 +39,7 @@ from bot.store.schema import (
     match_to_json,
     migrate,
 )
-from bot.store.sketches import SketchRow, SketchStore
+from bot.store.sketches import PendingBands, SketchRow, SketchStore
 
 __all__ = [
     "MIGRATIONS",
@@ -79,6 +79,7 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore, SketchStore):
         self.run_lock = RunLock(self.path)
         self.write_problem: str | None = None  # set while writes fail; cleared by the next success
         self.moved_problem: str | None = None  # set for good when the file was deleted/replaced
+        self.pending_bands = PendingBands()  # see SketchStore
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), check_same_thread=False, timeout=30.0)
@@ -283,7 +284,7 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore, SketchStore):
             if item_id is None:
                 return None
             if sketch is not None:
-                self._write_sketch(db, item_id, *sketch, new=update_id is None)
+                self._write_sketch(db, item_id, *sketch)
             alerting_ids = {m.rule_id for m in alerting}
             db.conn.executemany(
                 "INSERT INTO matches (item_id, rule_id, story_key, snippets, matched_at, "

@@ -1,21 +1,30 @@
 """Every new story alerts exactly once, over a real HTTP server: reused identifiers, churn, copies.
 
 Each test serves feeds the way real publishers write them (the shapes of the golden fixtures in
-tests/fixtures/feeds) and runs whole poll cycles against them.
+tests/fixtures/feeds) and runs whole poll cycles against them; a crash, a full disk and an
+upgrade are played on real database files.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sqlite3
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from pollenv import Env
+from feedserver import FeedServer
+from pollenv import Clock, Env, polling
+from storekit import fill_disk, free_space
 
 from bot.identity import body_fingerprint, text_fingerprint
-from bot.models import Alert, Item, KnownItem
+from bot.models import Alert, Item, KnownItem, Match
+from bot.poll import neardup
 from bot.poll.decide import decide
+from bot.rules.matcher import Rulebook
+from bot.store import Store
+from bot.store.schema import MIGRATIONS
 
 K1 = "Russian sources claim that Russian forces have regained positions in the Kursk region."
 K2 = "Ukrainian troops repelled an assault near Sudzha in the Kursk region on Tuesday."
@@ -263,6 +272,95 @@ async def test_different_reports_sharing_an_outlets_boilerplate_both_alert(env: 
     env.server.route("/b", body=rss(two))  # the same outlet's other feed: one item, no context
     await env.cycle(env.feed("b", "/b", backfill=5))
     assert titles(env.alerts) == ["Kursk positions", "Seym bridge"]
+
+
+# -- 3b. bands are indexed in batches after their reports: a crash, a full disk or an upgrade
+# in between still catches the copy (see bot/store/sketches.py)
+
+ORIGINAL = {"title": "Russia regains Kursk positions", "link": "https://a.example/1",
+            "guid": "a1", "description": WIRE}  # fmt: skip
+COPY = {"title": "Kursk: Moscow claims gains near Sudzha", "link": "https://b.example/x9",
+        "guid": "b-x9",
+        "description": "KYIV (Wire) - " + WIRE + " The Kremlin declined."}  # fmt: skip
+
+
+def serve_both(server: FeedServer) -> None:
+    server.route("/a", body=rss(ORIGINAL))
+    server.route("/b", body=rss(COPY))
+
+
+def count(store: Store, sql: str) -> int:
+    return int(store.db.execute(sql).fetchone()[0])
+
+
+async def test_a_copy_is_caught_after_a_crash_left_its_original_unindexed(
+    env: Env, tmp_path: Path, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
+) -> None:
+    # the database as a process killed right after the original's commit leaves it: its bands
+    # were still waiting in memory for the cycle's end
+    crashed = tmp_path / "crashed.db"
+
+    def emit(alert: Alert) -> None:
+        env.alerts.append(alert)
+        with sqlite3.connect(crashed) as copy:
+            env.store.db.conn.backup(copy)
+
+    env.poller.emit = emit
+    serve_both(env.server)
+    await env.cycle(env.feed("a", "/a", backfill=5))
+    assert titles(env.alerts) == ["Russia regains Kursk positions"]
+    with Store(crashed, clock=clock) as store:
+        assert count(store, "SELECT count(*) FROM item_bands") == 0
+        async with polling(store, clock, feed_server, rulebook) as restarted:
+            await restarted.cycle(restarted.feed("b", "/b", backfill=5))
+        assert restarted.alerts == []
+        assert count(store, "SELECT count(*) FROM item_sketches WHERE banded = 0") == 0
+
+
+async def test_a_full_disk_while_indexing_keeps_the_original_findable(env: Env) -> None:
+    # forty reports: their bands need new pages, which the full disk refuses
+    rng = random.Random(5)
+    reports = [f"Fighting went on in the Kursk region on day {n}. " + " ".join(
+        rng.choice(["shelling", "village", "brigade", "drone", "road", "river", "night",
+                    "convoy", "bridge", "officials", "reported", "claimed"]) for _ in range(40)
+    ) + "." for n in range(40)]  # fmt: skip
+    items = [{"title": f"Kursk {n}", "guid": f"a{n}", "link": f"https://a.example/{n}",
+              "description": text} for n, text in enumerate(reports)]  # fmt: skip
+    copy = {"title": "Copy", "guid": "b1", "link": "https://b.example/1",
+            "description": "KYIV (Wire) - " + reports[7]}  # fmt: skip
+    env.server.route("/a", body=rss(*items))
+    env.server.route("/b", body=rss(copy))
+    env.poller.emit = lambda alert: (env.alerts.append(alert), fill_disk(env.store))
+    await env.cycle(env.feed("a", "/a", backfill=50))  # the flush at its end is refused
+    assert len(env.alerts) == 40
+    assert env.store.write_problem
+    assert count(env.store, "SELECT count(*) FROM item_sketches WHERE banded = 0") == 40
+    free_space(env.store)
+    await env.cycle(env.feed("b", "/b", backfill=5))
+    assert len(env.alerts) == 40
+    assert count(env.store, "SELECT count(*) FROM item_sketches WHERE banded = 0") == 0
+
+
+async def test_a_copy_is_caught_in_a_database_indexed_under_the_old_band_keys(
+    tmp_path: Path, clock: Clock, feed_server: FeedServer, rulebook: Rulebook
+) -> None:
+    path = tmp_path / "upgraded.db"
+    with Store(path, clock=clock, migrations=MIGRATIONS[:-1]) as old:  # the previous release
+        stored = Item("a", "a1", "https://a.example/1", ORIGINAL["title"], ORIGINAL["link"],
+                      None, WIRE, "h1")  # fmt: skip
+        kursk = Match("kursk", "Kursk", "high", (), ())
+        item_id = old.record_item(stored, [kursk], [kursk], enqueue=False)
+        sketch = neardup.sketch(WIRE)
+        assert item_id is not None and sketch is not None
+        with old.transaction() as db:  # as that release wrote them, under keys of its own
+            db.execute("INSERT INTO item_sketches VALUES (?, ?)", (item_id, sketch.signature))
+            old_keys = [(-band - 1, item_id) for band in range(neardup.BANDS)]
+            db.conn.executemany("INSERT INTO item_bands VALUES (?, ?)", old_keys)
+    with Store(path, clock=clock) as store:
+        serve_both(feed_server)
+        async with polling(store, clock, feed_server, rulebook) as upgraded:
+            await upgraded.cycle(upgraded.feed("b", "/b", backfill=5))
+        assert upgraded.alerts == []
 
 
 # -- 4. the entry's own text is what is matched -------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from fakebotapi import FakeBotAPI, fake_token
 from feedserver import FeedServer
 from runbot import KURSK, alertbot, clean_env, rss, start_running, wait_for, write_config
+from storekit import fill_disk, free_space
 
 from bot import app
 from bot.config import load_settings
@@ -146,28 +146,6 @@ class Captured(Store):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         Captured.made.append(self)
-
-
-def fill_disk(store: Store) -> None:
-    """SQLITE_FULL from now on, as on a full disk: no free page left and no growth allowed."""
-    with store._lock:
-        conn = store.db.conn
-        conn.execute("CREATE TABLE IF NOT EXISTS filler (pad BLOB)")
-        conn.commit()
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {pages}")
-        while True:
-            try:
-                conn.execute("INSERT INTO filler VALUES (zeroblob(512))")
-                conn.commit()
-            except sqlite3.OperationalError:
-                conn.rollback()
-                break
-
-
-def free_space(store: Store) -> None:
-    with store._lock:
-        store.db.conn.execute("PRAGMA max_page_count = 1073741823")
 
 
 async def until(condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]

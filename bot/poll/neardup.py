@@ -20,13 +20,13 @@ Two reports are copies when the Jaccard similarity of their runs is at least `TH
 (0.5: a copy with its own headline, a sentence added and a few words changed is about
 0.6-0.9; two reports of one event in different words are below 0.2, measured by
 bench/dedup.py). Lookups go through LSH bands (14 bands of 4 rows: what datasketch's
-MinHashLSH picks for this threshold and permutation count, a test checks it): `bands` gives
-the keys the store indexes. A
-candidate sharing a band whose signature estimates it near the threshold is then measured
-exactly on its stored text, with the new report's boilerplate dropped from both (the
-estimate alone, with 64 permutations, varies by about 0.06: enough to merge, now and then,
-two short reports that share a long footer). A candidate whose text was pruned is judged by
-its signature alone.
+MinHashLSH picks for this threshold and permutation count, a test checks it): `band_keys`
+gives the keys the store indexes, each band's four values mixed into one 64-bit integer (a
+collision only adds a candidate, which the signature check turns away). A candidate sharing a
+band whose signature estimates it near the threshold is then measured exactly on its stored
+text, with the new report's boilerplate dropped from both (the estimate alone, with 64
+permutations, varies by about 0.06: enough to merge, now and then, two short reports that
+share a long footer). A candidate whose text was pruned is judged by its signature alone.
 
 The MinHash is datasketch's "affine32" scheme (CRC-32 of each run, the MurmurHash3 finalizer,
 then `a·h + b mod 2^32` per permutation, seed 1), written out here because importing
@@ -69,11 +69,6 @@ _BOILERPLATE_START = re.compile(
     re.IGNORECASE,
 )
 _BOILERPLATE_ANYWHERE = ("all rights reserved", "newsletter", "appeared first on")
-
-
-def is_boilerplate(sentence: str) -> bool:
-    """A sentence that is boilerplate wherever it appears ("Read more …", "© …")."""
-    return bool(_BOILERPLATE_START.match(sentence)) or _has_phrase(sentence)
 
 
 def _has_phrase(text: str) -> bool:

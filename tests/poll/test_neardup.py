@@ -82,3 +82,15 @@ def test_random_unrelated_reports_never_match() -> None:
         assert mine is not None
         others = [(j, s.signature, texts[j]) for j, s in enumerate(sketches) if s and j != i]
         assert neardup.copies(mine, others) == []
+
+
+def test_band_keys_agree_exactly_where_the_signatures_bands_do() -> None:
+    sketch = neardup.sketch(WIRE)
+    assert sketch is not None
+    values = bytearray(sketch.signature)
+    values[5 * neardup.ROWS * 4] ^= 1  # one value of the sixth band changed
+    theirs = neardup.band_keys(bytes(values))
+    assert neardup.band_keys(sketch.signature) == sketch.bands
+    assert [a == b for a, b in zip(sketch.bands, theirs, strict=True)] == [
+        band != 5 for band in range(neardup.BANDS)
+    ]

@@ -12,6 +12,8 @@
         assert feed_server.max_active <= 2                     # simultaneous requests seen
         assert feed_server.connections == 1                    # TCP connections accepted
 
+`rss(*items)` writes an RSS 2.0 document whose items' keys become elements.
+
 Every route is a `Response` or a handler `callable(Request) -> Response`. Requests are matched
 on the full path first (with query), then on the path alone; anything else gets a 404.
 Handlers run in the server's threads, one per connection (HTTP/1.1 keep-alive).
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 
 @dataclass(frozen=True)
@@ -240,3 +243,20 @@ def running(host: str = "127.0.0.1") -> Iterator[FeedServer]:
         yield server
     finally:
         server.stop()
+
+
+def rss(*items: dict[str, str]) -> bytes:
+    """RSS 2.0; each item's keys become elements (`enclosure` becomes its url attribute)."""
+    body = ""
+    for item in items:
+        parts = [
+            f'<enclosure url="{escape(v)}" type="audio/mpeg"/>'
+            if k == "enclosure"
+            else f"<{k}>{escape(v)}</{k}>"
+            for k, v in item.items()
+        ]
+        body += "<item>" + "".join(parts) + "</item>"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
+        f"<link>https://example.org/</link>{body}</channel></rss>"
+    ).encode()

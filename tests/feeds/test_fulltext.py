@@ -12,7 +12,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from feedserver import FeedServer, Response, repeat
+from feedserver import FeedServer, Response, repeat, rss
 from pollenv import Clock, Env, polling
 
 from bot.errors import FullTextError
@@ -282,17 +282,10 @@ async def test_untyped_html_is_sniffed(feed_server: FeedServer, fetcher: Fetcher
 # -- the poller ------------------------------------------------------------------------------
 
 
-def rss(*entries: tuple[str, str, str]) -> bytes:
-    """(guid, link, description) entries."""
-    items = "".join(
-        f"<item><title>Report {escape(guid)}</title><link>{escape(link)}</link>"
-        f"<guid>{escape(guid)}</guid><description>{escape(text)}</description></item>"
-        for guid, link, text in entries
-    )
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
-        f"{items}</channel></rss>"
-    ).encode()
+def teasers(*entries: tuple[str, str, str]) -> bytes:
+    """An RSS 2.0 document of (guid, link, description) entries."""
+    return rss(*({"title": f"Report {guid}", "link": link, "guid": guid, "description": text}
+                 for guid, link, text in entries))  # fmt: skip
 
 
 @pytest.fixture
@@ -315,9 +308,9 @@ async def test_teasers_are_matched_on_their_articles_fetched_once(env: Env) -> N
     s.route("/a/kursk", **html(page("Front update", [*FILLER[:2], KURSK])))
     s.route("/a/quiet", **html(page("Weekly summary", FILLER)))
     s.route("/a/long", **html(page("Port update", [PORT, *FILLER])))
-    s.route("/f1", body=rss(("k", s.url("/a/kursk"), TEASER), ("q", s.url("/a/quiet"), TEASER),
+    s.route("/f1", body=teasers(("k", s.url("/a/kursk"), TEASER), ("q", s.url("/a/quiet"), TEASER),
                             ("l", s.url("/a/long"), LONG)))  # fmt: skip
-    s.route("/f2", body=rss(("k2", s.url("/a/kursk?utm_source=rss"), "Front update…")))
+    s.route("/f2", body=teasers(("k2", s.url("/a/kursk?utm_source=rss"), "Front update…")))
     store = env.store
     store.add_subscriber(1)
     store.subscribe(1, ["kursk"])
@@ -349,7 +342,7 @@ async def test_failed_article_matches_the_teaser_then_retries_once(env: Env) -> 
     s = env.server
     s.route("/a/1", status=500, body=b"down")
     teaser = "Russian forces have regained positions in the Kursk region, sources claim…"
-    s.route("/f", body=rss(("1", s.url("/a/1"), teaser)))
+    s.route("/f", body=teasers(("1", s.url("/a/1"), teaser)))
     feed = env.feed("f", "/f")
     env.store.add_subscriber(1)
     env.store.subscribe(1, ["kursk", "port-strikes"])
@@ -375,7 +368,7 @@ async def test_failed_article_matches_the_teaser_then_retries_once(env: Env) -> 
 async def test_article_failing_twice_is_given_up(env: Env) -> None:
     s = env.server
     s.route("/a/1", status=404, body=b"")
-    s.route("/f", body=rss(("1", s.url("/a/1"), TEASER)))
+    s.route("/f", body=teasers(("1", s.url("/a/1"), TEASER)))
     feed = env.feed("f", "/f")
     for _ in range(3):
         await env.cycle(feed)
@@ -388,10 +381,10 @@ async def test_throttling_host_is_left_alone_until_retry_after(env: Env) -> None
     s = env.server
     s.route("/a/1", status=429, headers={"Retry-After": "3600"})
     s.route("/a/2", **html(page("Front update", [*FILLER[:2], KURSK])))
-    s.route("/f", body=rss(("1", s.url("/a/1"), TEASER)))
+    s.route("/f", body=teasers(("1", s.url("/a/1"), TEASER)))
     feed = env.feed("f", "/f")
     await env.cycle(feed)
-    s.route("/f", body=rss(("1", s.url("/a/1"), TEASER), ("2", s.url("/a/2"), TEASER)))
+    s.route("/f", body=teasers(("1", s.url("/a/1"), TEASER), ("2", s.url("/a/2"), TEASER)))
     await env.cycle(feed)  # the same host: /a/2 waits too, the entry is matched on its teaser
     assert s.requests_for("/a/2") == [] and env.alerts == []
     await env.cycle(feed, advance=3600)
@@ -401,7 +394,7 @@ async def test_throttling_host_is_left_alone_until_retry_after(env: Env) -> None
 async def test_full_text_never_leaves_the_teaser(env: Env) -> None:
     s = env.server
     s.route("/a/1", **html(page("Front update", [*FILLER[:2], KURSK])))
-    s.route("/f", body=rss(("1", s.url("/a/1"), TEASER)))
+    s.route("/f", body=teasers(("1", s.url("/a/1"), TEASER)))
     await env.cycle(env.feed("f", "/f", full_text="never"))
     assert env.alerts == [] and s.requests_for("/a/1") == []
 

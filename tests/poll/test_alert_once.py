@@ -11,10 +11,9 @@ import json
 import random
 import sqlite3
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
-from feedserver import FeedServer
+from feedserver import FeedServer, rss
 from pollenv import Clock, Env, polling
 from storekit import fill_disk, free_space
 
@@ -36,23 +35,6 @@ DULL = "Shakhtar Donetsk beat Dynamo Kyiv 2-1 in the league derby on Sunday."
 @pytest.fixture
 def cycle_advance() -> float:
     return 60.0  # a minute between cycles
-
-
-def rss(*items: dict[str, str]) -> bytes:
-    """RSS 2.0; each item's keys become elements (`enclosure` becomes its url attribute)."""
-    body = ""
-    for item in items:
-        parts = [
-            f'<enclosure url="{escape(v)}" type="audio/mpeg"/>'
-            if k == "enclosure"
-            else f"<{k}>{escape(v)}</{k}>"
-            for k, v in item.items()
-        ]
-        body += "<item>" + "".join(parts) + "</item>"
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
-        f"<link>https://example.org/</link>{body}</channel></rss>"
-    ).encode()
 
 
 def titles(alerts: list[Alert]) -> list[str]:

@@ -6,7 +6,7 @@ import socket
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
-from feedserver import conditional
+from feedserver import conditional, rss
 from pollenv import Env
 
 from bot.identity import text_fingerprint
@@ -52,18 +52,6 @@ def known(item: Item, row: int, rules: set[str] | None = None) -> KnownItem:
 
 def day(n: int) -> datetime:
     return datetime(2024, 10, n, 12, tzinfo=UTC)
-
-
-def rss(*entries: dict[str, str]) -> bytes:
-    """An RSS 2.0 document; each entry's keys become elements (title, link, guid, pubDate…)."""
-    items = "".join(
-        "<item>" + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in e.items()) + "</item>"
-        for e in entries
-    )
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
-        f"<link>https://example.org/</link>{items}</channel></rss>"
-    ).encode()
 
 
 def rss_item(n: int, text: str, **extra: str) -> dict[str, str]:

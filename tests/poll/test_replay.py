@@ -12,11 +12,10 @@ import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 from fakebotapi import FakeBotAPI
-from feedserver import FeedServer
+from feedserver import FeedServer, rss
 from pollenv import Clock, Env, polling
 from telegram import Bot
 
@@ -73,19 +72,13 @@ def write_rules(folder: Path, **files: str) -> Path:
     return folder
 
 
-def rss(feed: str, uids: list[str]) -> bytes:
-    items = ""
-    for uid in uids:
-        title, text = STORIES[uid]
-        link = f"https://example.org/{uid}"
-        items += (
-            f"<item><title>{escape(title)}</title><link>{link}</link>"
-            f"<guid>{feed}-{uid}</guid><description>{escape(text)}</description></item>"
-        )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
-        f"<link>https://example.org/</link>{items}</channel></rss>"
-    ).encode()
+def feed_of(feed: str, uids: list[str]) -> bytes:
+    """The feed `feed` carrying these STORIES (guids are the feed's own)."""
+    return rss(*(
+        {"title": STORIES[uid][0], "link": f"https://example.org/{uid}", "guid": f"{feed}-{uid}",
+         "description": STORIES[uid][1]}
+        for uid in uids
+    ))  # fmt: skip
 
 
 @pytest.fixture
@@ -99,8 +92,8 @@ async def filled(
 ) -> AsyncIterator[tuple[Path, Env]]:
     """Two feeds polled by real cycles with the original rules; the same story in both."""
     rules = write_rules(tmp_path / "rules", kursk=KURSK, port=PORT)
-    feed_server.route("/a.xml", body=rss("a", ["advance", "drill", "sub", "odesa"]))
-    feed_server.route("/b.xml", body=rss("b", ["sudzha", "football", "drill"]))
+    feed_server.route("/a.xml", body=feed_of("a", ["advance", "drill", "sub", "odesa"]))
+    feed_server.route("/b.xml", body=feed_of("b", ["sudzha", "football", "drill"]))
     with Store(tmp_path / "alertbot.db", clock=live_clock) as store:
         async with polling(store, live_clock, feed_server, load_rules(rules)) as env:
             await env.cycle(env.feed("wire", "/a.xml"), env.feed("local", "/b.xml"))
@@ -207,7 +200,7 @@ async def test_a_story_edited_since_is_backtested_as_it_reads_now(
     database, env = filled
     STORIES["football"] = ("Derby", "Troops near Sudzha watched the derby on Sunday.")
     try:
-        feed_server.route("/b.xml", body=rss("b", ["sudzha", "football", "drill"]))
+        feed_server.route("/b.xml", body=feed_of("b", ["sudzha", "football", "drill"]))
         await env.cycle(env.feed("local", "/b.xml"), advance=60)
     finally:
         STORIES["football"] = ("Derby", "Shakhtar beat Dynamo 2-1 in the league derby on Sunday.")

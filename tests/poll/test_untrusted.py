@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from xml.sax.saxutils import escape
 
 import pytest
-from feedserver import FeedServer, running
+from feedserver import FeedServer, rss, running
 from pollenv import Clock, Env, polling
 
 from bot.identity import normalize_link
@@ -17,17 +16,10 @@ HIDDEN = "\u200b\u200c\u200d\u2060\u00ad\ufeff"
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
 
 
-def rss(*items: tuple[str, str, str]) -> bytes:
-    """An RSS 2.0 document of (title, link, description) items."""
-    body = "".join(
-        f"<item><title>{escape(t)}</title><link>{escape(link)}</link><guid>{escape(link)}</guid>"
-        f"<description>{escape(d)}</description></item>"
-        for t, link, d in items
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
-        f"<link>https://example.org/</link>{body}</channel></rss>"
-    ).encode()
+def stories(*items: tuple[str, str, str]) -> bytes:
+    """An RSS 2.0 document of (title, link, description) items, each link its guid."""
+    return rss(*({"title": t, "link": link, "guid": link, "description": d}
+                 for t, link, d in items))  # fmt: skip
 
 
 @pytest.mark.parametrize("char", HIDDEN, ids=[f"U+{ord(c):04X}" for c in HIDDEN])
@@ -36,7 +28,7 @@ async def test_invisible_characters_neither_hide_a_match_nor_reach_the_reader(
 ) -> None:
     text = f"Ukrainian troops advanced in Kur{char}sk Oblast on Tuesday.{BIDI}"
     title = f"{BIDI[4]}Kur{char}sk: report{BIDI[9]}"
-    env.server.route("/f", body=rss((title, "https://example.org/1", text)))
+    env.server.route("/f", body=stories((title, "https://example.org/1", text)))
     await env.cycle(env.feed("f", "/f", backfill=5))
     [alert] = env.alerts
     assert [m.rule_id for m in alert.matches] == ["kursk"]
@@ -67,7 +59,7 @@ def other_site() -> Iterator[FeedServer]:
 def hostile_feed(server: FeedServer, other: FeedServer) -> None:
     server.route("/secret", headers={"Content-Type": "text/html"}, body=SECRET_PAGE)
     other.redirect("/story", server.url("/secret"), status=302)
-    server.route("/f", body=rss(
+    server.route("/f", body=stories(
         ("Direct", server.url("/secret"), TEASER),
         ("Redirected", other.url("/story"), TEASER),
     ))  # fmt: skip

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -190,12 +191,18 @@ async def test_full_disk_stops_sending_keeps_running_and_resumes_without_repeats
     assert "not writable" not in result.stderr
 
 
-def test_health_fails_while_the_bot_reports_an_unwritable_database(tmp_path: Path) -> None:
-    database = tmp_path / "state" / "test.db"
+@contextmanager
+def bot_reporting(tmp_path: Path, status: str) -> Iterator[Path]:
+    """A config whose database a running bot holds, reporting `status`; yields the config."""
     config = write_config(tmp_path, {"f": "http://127.0.0.1:9/f"})
-    with Store(database) as store:
+    with Store(tmp_path / "state" / "test.db") as store:
         store.acquire_run_lock()
-        store.run_lock.write_status("database not writable: disk full")
+        store.run_lock.write_status(status)
+        yield config
+
+
+def test_health_fails_while_the_bot_reports_an_unwritable_database(tmp_path: Path) -> None:
+    with bot_reporting(tmp_path, "database not writable: disk full") as config:
         result = health(config, tmp_path)
     assert result.returncode == 1
     assert "database not writable: disk full" in result.stderr and str(os.getpid()) in result.stderr
@@ -203,11 +210,7 @@ def test_health_fails_while_the_bot_reports_an_unwritable_database(tmp_path: Pat
 
 
 def test_status_shows_what_the_running_bot_reports(tmp_path: Path) -> None:
-    database = tmp_path / "state" / "test.db"
-    config = write_config(tmp_path, {"f": "http://127.0.0.1:9/f"})
-    with Store(database) as store:
-        store.acquire_run_lock()
-        store.run_lock.write_status("database not writable: disk full")
+    with bot_reporting(tmp_path, "database not writable: disk full") as config:
         result = alertbot("status", "--config", str(config), cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.splitlines()[0].endswith("reports: database not writable: disk full")

@@ -12,11 +12,10 @@ import textwrap
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 from fakebotapi import FakeBotAPI, Sent
-from feedserver import FeedServer
+from feedserver import FeedServer, rss
 from pollenv import Clock, polling
 from telegram.ext import Application
 
@@ -65,16 +64,10 @@ class DeliveryClock(Clock):
         await asyncio.sleep(0)
 
 
-def rss(stories: list[tuple[str, str, str]]) -> bytes:
-    items = "".join(
-        f"<item><title>{escape(title)}</title><link>https://example.org/{uid}</link>"
-        f"<guid>{uid}</guid><description>{escape(text)}</description></item>"
-        for uid, title, text in stories
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>T</title>'
-        f"<link>https://example.org/</link>{items}</channel></rss>"
-    ).encode()
+def feed_of(stories: list[tuple[str, str, str]]) -> bytes:
+    """An RSS 2.0 document of (uid, title, text) stories."""
+    return rss(*({"title": title, "link": f"https://example.org/{uid}", "guid": uid,
+                  "description": text} for uid, title, text in stories))  # fmt: skip
 
 
 @pytest.fixture
@@ -94,7 +87,7 @@ async def world(
             store.subscribe(chat, ["kursk", "port-strikes"])
         store.set_delivery_mode(DIGEST, "digest", "08:00")
         bot_api.make_group(GROUP, "Analysts", admins={7})
-        feed_server.route("/wire.xml", body=rss(STORIES))
+        feed_server.route("/wire.xml", body=feed_of(STORIES))
         async with polling(store, clock, feed_server, rulebook) as env:
             await env.cycle(env.feed("wire", "/wire.xml", backfill=10))
         app = build_application(

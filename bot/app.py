@@ -250,13 +250,12 @@ def _printer(out: TextIO, rulebook: Callable[[], Any]) -> Callable[[Alert], None
     from bot.rules.emphasis import emphasis_of
     from bot.telegram.messages import render_plain
 
-    # built now, not at the first alert, so an alert is printed the moment it is committed
-    current = {"book": rulebook(), "emphasis": emphasis_of(rulebook())}
+    # computed now, not at the first alert, so an alert is printed the moment it is committed;
+    # emphasis_of keeps it per rulebook, so a reload computes it once more
+    emphasis_of(rulebook())
 
     def emit(alert: Alert) -> None:
-        if rulebook() is not current["book"]:  # rules reloaded
-            current.update(book=rulebook(), emphasis=emphasis_of(rulebook()))
-        out.write(render_plain(alert, decisive=current["emphasis"]) + "\n\n")
+        out.write(render_plain(alert, decisive=emphasis_of(rulebook())) + "\n\n")
         out.flush()
 
     return emit

@@ -43,27 +43,21 @@ class RedactFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str | None] = ()):
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        add_secrets(self.secrets)
-
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return redact(text)
+        add_secrets(secrets)  # `redact` removes every secret known to the process
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
+        record.msg = redact(record.getMessage())
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
+            record.exc_text = redact(record.exc_text)
         record.exc_info = None  # the redacted exc_text is what gets printed
         if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
+            record.stack_info = redact(record.stack_info)
         for key, value in _extras(record).items():
             if isinstance(value, str):
-                setattr(record, key, self.redact(value))
+                setattr(record, key, redact(value))
         return True
 
 

@@ -10,6 +10,7 @@ import sys
 
 from bot.config import Settings, add_config_option, settings_from_args
 from bot.errors import AlertbotError
+from bot.logs import add_secrets, redact
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -80,7 +81,8 @@ async def _lookup(name: str, settings: Settings) -> tuple[int, str, str]:
     except InvalidToken:
         raise AlertbotError("Telegram refused the bot token (TELEGRAM_BOT_TOKEN)") from None
     except TelegramError as exc:
-        reason = str(exc).replace(token, "***") if token else str(exc)
+        add_secrets([token])
+        reason = redact(str(exc))
         raise AlertbotError(f"Telegram could not look up {name}: {reason}") from None
     except Exception:  # a malformed answer breaks parsing anywhere in PTB: say so, no traceback
         raise AlertbotError(unexpected) from None

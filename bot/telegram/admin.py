@@ -17,25 +17,20 @@ from telegram.ext import ContextTypes
 from bot import status
 from bot.durations import approximate
 from bot.logs import redact
-from bot.telegram.messages import esc, split_lines
+from bot.telegram.handlers import command_word, reply, reply_lines
+from bot.telegram.messages import esc
 
 log = logging.getLogger(__name__)
 Context = ContextTypes.DEFAULT_TYPE
 
 
 async def _refuse(update: Update) -> None:
-    word = (update.effective_message.text or "").split()[0].split("@")[0]
-    await update.effective_message.reply_text(f"{esc(word)} is for the bot's admins.")
+    await reply(update, f"{esc(command_word(update))} is for the bot's admins.")
 
 
 def _is_admin(update: Update, context: Context) -> bool:
     user = update.effective_user
     return bool(user and user.id in context.bot_data["options"].admin_ids)
-
-
-async def _reply_lines(update: Update, lines: list[str]) -> None:
-    for part in split_lines(lines):
-        await update.effective_message.reply_text(part)
 
 
 def _facts(context: Context) -> status.StatusFacts:
@@ -49,7 +44,7 @@ async def status_command(update: Update, context: Context) -> None:
     if not _is_admin(update, context):
         await _refuse(update)
         return
-    await _reply_lines(update, status.status_lines(_facts(context), status.HTML))
+    await reply_lines(update, status.status_lines(_facts(context), status.HTML))
 
 
 async def feeds(update: Update, context: Context) -> None:
@@ -57,7 +52,7 @@ async def feeds(update: Update, context: Context) -> None:
     if not _is_admin(update, context):
         await _refuse(update)
         return
-    await _reply_lines(update, status.feed_lines(_facts(context), status.HTML))
+    await reply_lines(update, status.feed_lines(_facts(context), status.HTML))
 
 
 async def reload(update: Update, context: Context) -> None:
@@ -70,7 +65,7 @@ async def reload(update: Update, context: Context) -> None:
         await update.effective_message.reply_text("No rules path is configured.")
         return
     outcome = await reloader.reload("/reload", notify=False)
-    await _reply_lines(update, [esc(line) for line in outcome.message().splitlines()])
+    await reply_lines(update, [esc(line) for line in outcome.message().splitlines()])
 
 
 ADMIN_COMMANDS: dict[str, Callable[[Update, Context], Awaitable[None]]] = {

@@ -71,6 +71,12 @@ async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None =
     await update.effective_message.reply_text(text, reply_markup=markup)
 
 
+async def reply_lines(update: Update, lines: list[str]) -> None:
+    """Answer with these lines, in as few messages as Telegram's length limit allows."""
+    for part in split_lines(lines):
+        await reply(update, part)
+
+
 def command_word(update: Update) -> str:
     """The command the user sent, without the bot's @name ('/subscribe')."""
     text = update.effective_message.text if update.effective_message else ""
@@ -184,8 +190,7 @@ async def _change(update: Update, context: Context, follow: bool) -> None:
         done = "Following" if follow else "No longer following"
         named = ", ".join(f"<code>{esc(i)}</code>" for i in found)
         lines.insert(0, f"{done}: {named}." if len(found) <= 20 else f"{done} {len(found)} topics.")
-    for part in split_lines(lines):
-        await reply(update, part)
+    await reply_lines(update, lines)
 
 
 async def subscribe(update: Update, context: Context) -> None:
@@ -207,8 +212,7 @@ async def list_topics(update: Update, context: Context) -> None:
     lines += [f"• {esc(names[i])} <code>{esc(i)}</code>" for i in ids if i in names]
     lines += gone_lines([i for i in ids if i not in names])
     lines += ["", f"Delivery: {esc(delivery_mode(sub, time.time()))}"]
-    for part in split_lines(lines):
-        await reply(update, part)
+    await reply_lines(update, lines)
 
 
 def delivery_mode(sub: Any, now: float | None = None) -> str:

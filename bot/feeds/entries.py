@@ -15,16 +15,21 @@ module alone decides their identities, so every format follows the same rules:
   fingerprint.
 - An entry listed twice (same uid, same link, same story by `same_story`) is kept once; a
   guid or link shared by entries telling different stories never makes them one.
+
+Titles and texts lose their invisible characters here (bidi overrides, zero-width spaces),
+whatever the format, before anything is derived from them: a headline must not reach readers
+reversed, nor a keyword hide behind a zero-width space.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.identity import normalize_link, same_story, sha256_hex, text_fingerprint
 from bot.models import Item
+from bot.rules.text import strip_invisible
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class RawEntry:
 
 def to_items(entries: Sequence[RawEntry], feed_name: str) -> list[Item]:
     """Items with uids and story keys (see the module docstring), in document order."""
-    entries = _drop_repeats(entries)
+    entries = _drop_repeats([_visible(e) for e in entries])
     uids = _distinct(entries, [_uid(e) for e in entries], _UID_MARKS, hashed=True, by_link=True)
     links = [normalize_link(e.link) if e.link else "" for e in entries]
     keys = _distinct(entries, links, _STORY_MARKS, hashed=False)
@@ -62,6 +67,11 @@ def to_items(entries: Sequence[RawEntry], feed_name: str) -> list[Item]:
             )
         )
     return items
+
+
+def _visible(entry: RawEntry) -> RawEntry:
+    title = " ".join(strip_invisible(entry.title).split())
+    return replace(entry, title=title, text=strip_invisible(entry.text))
 
 
 def _uid(entry: RawEntry) -> str:

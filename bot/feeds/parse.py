@@ -156,7 +156,7 @@ def _raw_entry(entry: Any, url: str) -> RawEntry:
         guid=clean_text((entry.get("id") or "").strip()),
         link=_absolute(entry.get("link") or "", url),
         title=_title(entry),
-        text=strip_invisible(_own_text(entry)),  # bidi overrides, zero-width spaces
+        text=_own_text(entry),
         date=entry.get("published") or entry.get("updated") or "",
         published=_published(entry),
         enclosure=_absolute(enclosures[0], url) if enclosures else "",
@@ -167,7 +167,7 @@ def _title(node: Any) -> str:
     title = node.get("title") or ""
     kind = (node.get("title_detail") or {}).get("type", "")
     title = html_to_text(title) if "html" in kind else clean_text(title)
-    return " ".join(strip_invisible(title).split())
+    return " ".join(strip_invisible(title).split())  # the feed's own title is shown too
 
 
 def _absolute(link: str, base: str) -> str:

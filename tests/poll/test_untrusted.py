@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 
 import pytest
 from feedserver import FeedServer, rss, running
@@ -22,13 +23,22 @@ def stories(*items: tuple[str, str, str]) -> bytes:
                  for t, link, d in items))  # fmt: skip
 
 
+def json_stories(*items: tuple[str, str, str]) -> bytes:
+    """The same as a JSON Feed 1.1 document (plain-text content)."""
+    return json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": "T",
+        "items": [{"id": link, "url": link, "title": t, "content_text": d} for t, link, d in items],
+    }).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize("document", [stories, json_stories], ids=["rss", "json"])
 @pytest.mark.parametrize("char", HIDDEN, ids=[f"U+{ord(c):04X}" for c in HIDDEN])
 async def test_invisible_characters_neither_hide_a_match_nor_reach_the_reader(
-    env: Env, char: str
+    env: Env, char: str, document: Callable[..., bytes]
 ) -> None:
     text = f"Ukrainian troops advanced in Kur{char}sk Oblast on Tuesday.{BIDI}"
     title = f"{BIDI[4]}Kur{char}sk: report{BIDI[9]}"
-    env.server.route("/f", body=stories((title, "https://example.org/1", text)))
+    env.server.route("/f", body=document((title, "https://example.org/1", text)))
     await env.cycle(env.feed("f", "/f", backfill=5))
     [alert] = env.alerts
     assert [m.rule_id for m in alert.matches] == ["kursk"]

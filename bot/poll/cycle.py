@@ -92,6 +92,7 @@ class Matched:
     text: FullText
     matches: Sequence[Match] = ()
     sketch: neardup.Sketch | None = None
+    matched: bool = True  # False: a retry still without its article (its feed text was matched)
 
 
 @dataclass
@@ -245,7 +246,7 @@ class Poller:
     def _matched(self, decision: Decision, text: FullText, document: Sequence[str]) -> Matched:
         """The rules the item matches and, when it matches any, its near-duplicate sketch."""
         if decision.reason == "retry" and self.articles is not None and text.item is decision.item:
-            return Matched(decision, text)  # still only the feed's text, matched already
+            return Matched(decision, text, matched=False)
         matches = self.rulebook.match(text.item)  # the article's text when there is one
         sketch = self._sketch(decision.item, document) if matches else None  # only these alert
         return Matched(decision, text, matches, sketch)
@@ -262,8 +263,8 @@ class Poller:
         item, now = decision.item, self.clock()
         if decision.reason == "retry" and self.articles is not None:
             self.articles.retried(item)
-            if text.item is item:
-                return None  # still only the feed's text, which was matched already
+        if not found.matched:
+            return None
         earlier = set().union(*(self._cycle_rules.get(s, set()) for s in decision.stories))
         decision = with_rules(decision, earlier)
         alerting = select_alerts(decision, matches, last_alerts, throttles, now)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.logs import redact
 from bot.models import Item
+from bot.store.schema import item_from_row
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -88,15 +88,8 @@ class ArticleStore:
             "WHERE i.feed = ? AND a.retry_at <= ? AND i.text IS NOT NULL ORDER BY i.id",
             (feed, now),
         )
-        return [
-            Item(f, uid, story, title or "", link or "", _utc(published), text, content_hash)
-            for f, uid, story, title, link, published, text, content_hash in rows
-        ]
+        return [item_from_row(*row) for row in rows]
 
     def prune_articles(self, cutoff: float) -> int:
         """Forget articles fetched before `cutoff` (their items' bodies go at the same age)."""
         return self._write("DELETE FROM articles WHERE fetched_at < ?", (cutoff,))
-
-
-def _utc(timestamp: float | None) -> datetime | None:
-    return datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None

@@ -340,18 +340,14 @@ class ChatStore:
 
     def finish_series(self, series: Series, message_id: int | None, note: str | None) -> None:
         """Every part is out: its pending rows are sent, and the series is forgotten."""
+        now, error = self.clock(), redact(note) if note else None
         with self.transaction() as db:
-            for row_id in series.row_ids:
-                db.execute(
-                    "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, "
-                    "attempts = attempts + 1, last_error = ? WHERE id = ? AND state = 'pending'",
-                    (message_id, self.clock(), redact(note) if note else None, row_id),
-                )
+            db.conn.executemany(
+                "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, "
+                "attempts = attempts + 1, last_error = ? WHERE id = ? AND state = 'pending'",
+                [(message_id, now, error, row_id) for row_id in series.row_ids],
+            )
             db.execute("DELETE FROM series WHERE id = ?", (series.id,))
-
-    def drop_series(self, series_id: int) -> None:
-        """Forget a series whose rows are settled otherwise (failed, cancelled)."""
-        self._write("DELETE FROM series WHERE id = ?", (series_id,))
 
     def outbox_counts(self) -> dict[str, int]:
         counts = {"pending": 0, "sent": 0, "failed": 0, "cancelled": 0}

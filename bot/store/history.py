@@ -12,7 +12,6 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,7 +19,7 @@ from bot.errors import StoreError
 from bot.identity import normalize_link
 from bot.models import Item
 from bot.rules.backtest import StoredMatch
-from bot.store.schema import match_from_json
+from bot.store.schema import item_from_row, match_from_json
 
 BATCH = 2000
 _CHUNK = 300
@@ -49,12 +48,6 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: cannot read the database: {exc}") from exc
     return conn
-
-
-def oldest_text(conn: sqlite3.Connection) -> float | None:
-    """When the oldest item whose text is still stored was recorded (texts are pruned)."""
-    row = conn.execute("SELECT min(last_changed) FROM items WHERE text IS NOT NULL").fetchone()
-    return row[0] if row else None
 
 
 def stored_items(
@@ -90,8 +83,7 @@ def stored_items(
             articles = _articles(conn, set(keys) - {""})
         for n, row in enumerate(rows):
             item_id, feed, uid, story, title, link, published, text, content_hash, seen = row
-            item = Item(feed, uid, story, title or "", link or "", _utc(published), text,
-                        content_hash)  # fmt: skip
+            item = item_from_row(feed, uid, story, title, link, published, text, content_hash)
             article = articles.get(keys[n]) if keys else None
             yield StoredItem(item_id, item, seen, article, tuple(matches.get(item_id, ())))
         last = ids[-1]
@@ -165,7 +157,3 @@ def stored_snippet(text: str | None) -> str:
     except (ValueError, KeyError, TypeError):
         return ""  # an unreadable row still counts as a match; it just shows no sentence
     return match.snippets[0].marked() if match.snippets else ""
-
-
-def _utc(timestamp: float | None) -> datetime | None:
-    return datetime.fromtimestamp(timestamp, UTC) if timestamp is not None else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
@@ -204,6 +204,21 @@ def _version(db: Database, known: int) -> int:
 
 
 # -- JSON forms ------------------------------------------------------------------------------
+
+
+def item_from_row(
+    feed: str,
+    uid: str,
+    story_key: str,
+    title: str | None,
+    link: str | None,
+    published: float | None,
+    text: str,
+    content_hash: str,
+) -> Item:
+    """An Item from the items table's columns, in the table's order."""
+    when = datetime.fromtimestamp(published, UTC) if published is not None else None
+    return Item(feed, uid, story_key, title or "", link or "", when, text, content_hash)
 
 
 def item_rules(text: str | None) -> frozenset[str]:

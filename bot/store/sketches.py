@@ -65,21 +65,19 @@ class SketchStore:
     pending_bands: PendingBands  # Store sets it
 
     def stored_candidates(self, bands: Iterable[int]) -> dict[int, list[SketchRow]]:
-        """Band key -> the items indexed under it in the database (one query per 300 keys:
-        the poller asks once per feed for all its new reports)."""
-        found: dict[int, list[SketchRow]] = {}
+        """Band key -> the items indexed under it in the database (one query per 300 keys, then
+        each item's row once: the poller asks once per feed for all its new reports)."""
+        items: dict[int, list[int]] = {}
         keys = sorted(set(bands))
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             marks = ", ".join("?" * len(chunk))
-            for band, *row in self._query(
-                "SELECT b.band, s.item_id, s.signature, i.story_key, i.rules, i.text "
-                "FROM item_bands b JOIN item_sketches s ON s.item_id = b.item_id "
-                f"JOIN items i ON i.id = s.item_id WHERE b.band IN ({marks})",
-                chunk,
+            for band, item_id in self._query(
+                f"SELECT band, item_id FROM item_bands WHERE band IN ({marks})", chunk
             ):
-                found.setdefault(band, []).append(SketchRow(*row))
-        return found
+                items.setdefault(band, []).append(item_id)
+        rows = self._sketch_rows({i for ids in items.values() for i in ids})
+        return {band: [rows[i] for i in ids if i in rows] for band, ids in items.items()}
 
     def sketch_candidates(
         self, bands: Sequence[int], stored: Mapping[int, list[SketchRow]] | None = None
@@ -90,13 +88,19 @@ class SketchStore:
             stored = self.stored_candidates(bands)
         found = {row.item_id: row for band in bands for row in stored.get(band, ())}
         pending = {i for band in bands for i in self.pending_bands.items.get(band, ())}
-        pending -= set(found)
-        if pending:
-            ids = sorted(pending)
-            marks = ", ".join("?" * len(ids))
-            for row in self._query(f"{_SELECT} WHERE s.item_id IN ({marks})", ids):
-                found[row[0]] = SketchRow(*row)
+        found.update(self._sketch_rows(pending - set(found)))
         return list(found.values())
+
+    def _sketch_rows(self, item_ids: set[int]) -> dict[int, SketchRow]:
+        """The signature, story, rules and text of these items (those that still exist)."""
+        found: dict[int, SketchRow] = {}
+        ids = sorted(item_ids)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for row in self._query(f"{_SELECT} WHERE s.item_id IN ({marks})", chunk):
+                found[row[0]] = SketchRow(*row)
+        return found
 
     def flush_sketch_bands(self, band_keys: BandKeys) -> int:
         """Write the band rows of every signature not indexed yet, in sorted batches; returns

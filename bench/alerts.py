@@ -33,25 +33,21 @@ from bot.telegram.messages import (  # noqa: E402
     clean_spans,
     pick_snippets,
     render_alert,
-    strip_tags,
     trim_snippet,
+    visible_text,
 )
-
-
-def visible(text: str) -> str:
-    return html.unescape(strip_tags(text))
 
 
 def bold_share(text: str) -> float:
     bold = sum(len(html.unescape(b)) for b in re.findall(r"<b>(.*?)</b>", text))
-    return bold / len(visible(text))
+    return bold / len(visible_text(text))
 
 
 def every_term_share(alert: Alert, text: str) -> float:
     """The share of the rendered message that its snippets' matched terms cover."""
     snippets = [trim_snippet(s, SNIPPET_CHARS) for s in pick_snippets(alert)]
     covered = sum(e - s for snip in snippets for s, e in clean_spans(snip.highlights, 10**9))
-    return covered / len(visible(text))
+    return covered / len(visible_text(text))
 
 
 def alerts(rules_path: Path, lead: bool) -> tuple[list[Alert], Emphasis]:
@@ -79,7 +75,7 @@ def main() -> None:
         [text] = render_alert(alert, "ISW", "Europe/Kyiv", decisive)
         shares.append(bold_share(text))
         baseline.append(every_term_share(alert, text))
-        rows = [visible(row) for row in text.split("\n")]
+        rows = [visible_text(row) for row in text.split("\n")]
         lines.append(next(i for i, r in enumerate(rows) if alert.item.title[:30] in r) + 1)
         quoted = [r[2:] for r in rows if r.startswith("» ")]
         quoted_counts.append(len(quoted))

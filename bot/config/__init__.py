@@ -128,7 +128,7 @@ def _example_values() -> dict[str, Any]:
     }
 
 
-def _read_file(path: Path, named_by: str = "--config") -> dict[str, Any]:
+def _read_file(path: Path, named_by: str) -> dict[str, Any]:
     if path.exists() and not path.is_file():
         raise ConfigError(_not_a_file(path, named_by))
     try:

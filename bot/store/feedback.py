@@ -106,12 +106,12 @@ class FeedbackStore:
             )
         )
 
-    def has_feedback(self, chat_id: int, user_id: int, story_key: str, rule_id: str) -> bool:
-        return bool(
+    def feedback_marks(self, chat_id: int, user_id: int) -> set[tuple[str, str]]:
+        """(story_key, rule_id) of every mark this reader made in this chat."""
+        return set(
             self._query(
-                "SELECT 1 FROM feedback WHERE chat_id = ? AND user_id = ? AND story_key = ? "
-                "AND rule_id = ?",
-                (chat_id, user_id, story_key, rule_id),
+                "SELECT story_key, rule_id FROM feedback WHERE chat_id = ? AND user_id = ?",
+                (chat_id, user_id),
             )
         )
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import time
 from collections import defaultdict, deque
@@ -55,7 +54,7 @@ from bot.logs import add_secrets, redact
 from bot.telegram.digest import digest_day, digest_slot, render_digest
 from bot.telegram.feedback import alert_keyboard, digest_keyboard
 from bot.telegram.limits import ChatLimiter, Stalled, rate_limiter, retry_after_seconds
-from bot.telegram.messages import Decisive, render_alert, render_plain, split_lines, strip_tags
+from bot.telegram.messages import Decisive, render_alert, render_plain, split_lines, visible_text
 from bot.telegram.settle import Policy, Settler, Stats
 
 __all__ = ["ChatLimiter", "Deliverer", "Policy", "Stalled", "Stats", "rate_limiter"]
@@ -176,8 +175,9 @@ class Deliverer(Settler):
     async def _serve_rows(self, rows: list[Any], stats: Stats) -> None:
         sub = self.store.get_subscriber(rows[0].chat_id)
         if sub is None or not sub.active:
-            for row in rows:
-                self.store.mark_failed(row.id, "subscriber gone")
+            with self.store.transaction():  # one commit for the chat's rows, not one each
+                for row in rows:
+                    self.store.mark_failed(row.id, "subscriber gone")
             stats.failed += len(rows)
             return
         now = self.clock()
@@ -252,7 +252,7 @@ class Deliverer(Settler):
             text = series.texts[sent]
 
             def part(plain: bool, text: str = text) -> list[str]:
-                return [html.unescape(strip_tags(text)) if plain else text]
+                return [visible_text(text) if plain else text]
 
             last = markup if sent == parts - 1 else None
             out = await self._send_settling(rows, chat_id, part, plain, stats, last)
@@ -389,7 +389,7 @@ class Deliverer(Settler):
         html_texts = render_digest(alerts, day, sub.timezone, self.feed_titles)
 
         def texts(plain: bool) -> list[str]:
-            return [html.unescape(strip_tags(t)) for t in html_texts] if plain else html_texts
+            return [visible_text(t) for t in html_texts] if plain else html_texts
 
         await self._attempt(rows, sub.chat_id, texts, stats, digest_keyboard(rows[0].id))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from bot.models import Alert
 from bot.telegram.messages import (
@@ -13,6 +13,7 @@ from bot.telegram.messages import (
     LIMIT,
     MAX_FEED,
     esc,
+    local_time,
     mark,
     ordered,
     shorten,
@@ -66,7 +67,7 @@ def story_line(alert: Alert, day: date, tz: str | None, feed_titles: Mapping[str
 def _local(published: datetime | None, day: date, tz: str | None) -> str:
     if published is None:
         return ""
-    local = (published if published.tzinfo else published.replace(tzinfo=UTC)).astimezone(zone(tz))
+    local = local_time(published, tz)
     return local.strftime("%H:%M " if local.date() == day else "%a %H:%M ")
 
 

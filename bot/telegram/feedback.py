@@ -127,10 +127,12 @@ async def _picker(update: Update, store: Any, sent: Any) -> None:
     """Under a digest: a message listing its stories, one "Not relevant" button per topic."""
     query, user = update.callback_query, update.effective_user.id
     buttons = []
+    # every row of a digest shares its chat, so one query answers all its buttons
+    marks = store.feedback_marks(sent.chat_id, user)
     for row in store.digest_alerts(sent.chat_id, sent.id):
         item = row.alert.item
         for i, m in enumerate(row.alert.matches):
-            marked = store.has_feedback(row.chat_id, user, item.story_key, m.rule_id)
+            marked = (item.story_key, m.rule_id) in marks
             label = f"{shorten(item.title or item.link, 40)} · {shorten(m.title, 20)}"
             data = f"{'nu' if marked else 'nr'}:{row.id}:{i}"
             buttons.append((f"{UNDO if marked else MARK}{label}", data))

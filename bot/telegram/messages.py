@@ -69,18 +69,18 @@ def zone_label(moment: datetime) -> str:
     return f"UTC{name}" if name[:1] in "+-" else name
 
 
-def clock_time(moment: datetime | None, tz: str | None, day: bool = True) -> str:
-    """A time in the subscriber's zone with its abbreviation ('14 Oct 2024, 21:30 EEST')."""
-    if moment is None:
-        return ""
-    local = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone(tz))
-    stamp = local.strftime("%-d %b %Y, %H:%M" if day else "%H:%M")
-    return f"{stamp} {zone_label(local)}"
+def local_time(moment: datetime, tz: str | None) -> datetime:
+    """`moment` in the subscriber's zone; a naive one is taken as UTC (how items store it)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone(tz))
 
 
 def when(published: datetime | None, tz: str | None = None) -> str:
-    """A publication time as readers expect it, or '' when unknown."""
-    return clock_time(published, tz)
+    """A publication time in the subscriber's zone with its abbreviation
+    ('14 Oct 2024, 21:30 EEST'), or '' when unknown."""
+    if published is None:
+        return ""
+    local = local_time(published, tz)
+    return f"{local.strftime('%-d %b %Y, %H:%M')} {zone_label(local)}"
 
 
 # -- snippets: which, in what order, what in bold -------------------------------------------
@@ -323,8 +323,7 @@ def split_lines(lines: Sequence[str], limit: int = LIMIT) -> list[str]:
 
 def _hard_cut(line: str, limit: int) -> str:
     """Last resort for a line that cannot fit: its text without markup, cut."""
-    plain = html.unescape(strip_tags(line))
-    return esc(shorten(plain, limit // 5))
+    return esc(shorten(visible_text(line), limit // 5))
 
 
 def strip_tags(text: str) -> str:
@@ -338,3 +337,8 @@ def strip_tags(text: str) -> str:
         elif not inside:
             out.append(ch)
     return "".join(out)
+
+
+def visible_text(text: str) -> str:
+    """What a reader sees of Telegram HTML: the text without tags, entities decoded."""
+    return html.unescape(strip_tags(text))

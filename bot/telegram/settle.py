@@ -105,8 +105,9 @@ class Settler:
                 self.store.mark_sent(row.id, message_id, note)
 
     def _postpone(self, rows: Sequence[Any], until: float, stats: Stats) -> None:
-        for row in rows:
-            self.store.postpone(row.id, until)
+        with self.store.transaction():  # one commit for all, as _mark_sent does
+            for row in rows:
+                self.store.postpone(row.id, until)
         stats.postponed += len(rows)
 
     async def _not_sent(self, rows: list[Any], chat_id: int, exc: Exception, stats: Stats) -> bool:

@@ -257,9 +257,13 @@ async def test_a_digest_line_can_be_marked_through_its_list(world, bot_api):
     assert "↩ Undo: Odesa port hit · Strikes on ports" in dict(
         bot_api.message(DIGEST, picker.message_id).buttons
     )
+    # the list reads only this reader's marks in this chat
+    assert store.feedback_marks(DIGEST, DIGEST) == {(marked.story_key, "port-strikes")}
+    assert store.feedback_marks(DIGEST, 7) == set() == store.feedback_marks(USER, DIGEST)
     await press(bot_api, DIGEST, digest, data)  # listed again: the marked one offers its undo
     again = (await bot_api.wait_for(DIGEST, 3))[2]
     assert "↩ Undo: Odesa port hit · Strikes on ports" in dict(again.buttons)
+    assert [label.startswith("↩") for label in dict(again.buttons)].count(True) == 1
 
 
 async def test_a_button_of_another_chat_or_garbage_records_nothing(world, bot_api):

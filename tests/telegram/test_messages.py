@@ -21,7 +21,7 @@ from bot.telegram.messages import (
     render_matches,
     render_plain,
     split_lines,
-    strip_tags,
+    visible_text,
 )
 
 WHEN = datetime(2024, 10, 14, 18, 30, tzinfo=UTC)
@@ -50,13 +50,9 @@ def assert_valid(messages: list[str]) -> None:
         assert check_html(text) is None, text
 
 
-def visible(text: str) -> str:
-    return html.unescape(strip_tags(text))
-
-
 def bold_share(text: str) -> float:
     bold = sum(len(html.unescape(b)) for b in re.findall(r"<b>(.*?)</b>", text))
-    return bold / len(visible(text))
+    return bold / len(visible_text(text))
 
 
 def test_headline_first_then_source_and_local_time_then_topics_then_snippets():
@@ -177,8 +173,8 @@ def test_typical_alerts_of_the_shipped_rules(name, alert, decisive):
     [text] = render_alert(alert, feed_title="ISW", tz="Europe/Kyiv", decisive=decisive)
     assert_valid([text])
     lines = text.split("\n")
-    assert alert.item.title.strip()[:40] in visible(lines[0])  # headline first
-    quoted = [visible(line)[2:] for line in lines if line.startswith("» ")]
+    assert alert.item.title.strip()[:40] in visible_text(lines[0])  # headline first
+    quoted = [visible_text(line)[2:] for line in lines if line.startswith("» ")]
     assert len(quoted) <= 3 and len(set(quoted)) == len(quoted)
     headline = " ".join(alert.item.title.split())
     assert headline not in quoted

@@ -54,10 +54,10 @@ def run_health(args: argparse.Namespace, clock: Callable[[], float] = time.time)
 def health_problem(settings: Settings, now: float) -> str | None:
     """Why the bot is unhealthy, or None: a recent finished cycle and a writable database."""
     database = settings.database
-    from bot.store.guard import read_status  # imported here so `--help` stays fast
+    from bot.store.guard import reported_problem  # imported here so `--help` stays fast
 
-    pid, state = read_status(database.with_name(database.name + ".lock"))
-    if state not in (None, "ok", "stopped"):  # what the running bot sees (a full disk, say)
+    if reported := reported_problem(database):  # what the running bot sees
+        pid, state = reported
         return f"{state} (reported by alertbot, pid {pid})"
     if not database.exists():
         return f"no database at {database} yet: has `alertbot run` started?"
@@ -99,10 +99,10 @@ def run_status(args: argparse.Namespace, clock: Callable[[], float] = time.time)
         print(f"alertbot status: {exc}", file=sys.stderr)
         return 1
     lines = status.status_lines(facts)
-    from bot.store.guard import read_status
+    from bot.store.guard import reported_problem
 
-    pid, state = read_status(settings.database.with_name(settings.database.name + ".lock"))
-    if state not in (None, "ok", "stopped"):  # what the running bot cannot write down
+    if reported := reported_problem(settings.database):  # what it cannot write down
+        pid, state = reported
         lines.insert(0, f"alertbot (pid {pid}) reports: {state}")
     print("\n".join(lines))
     return 0

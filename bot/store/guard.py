@@ -76,7 +76,7 @@ class RunLock:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.status_path = path.with_name(path.name + ".lock")
+        self.status_path = status_path(path)
         self.fd: int | None = None
         self.identity: tuple[int, int] | None = None
         self.state = ""
@@ -137,7 +137,7 @@ class RunLock:
 
 def lost_database(path: Path) -> str | None:
     """Why not to start afresh: the last bot saw this database deleted and it is still gone."""
-    status = path.with_name(path.name + ".lock")
+    status = status_path(path)
     state = read_status(status)[1] or ""
     if state.startswith(GONE) and not path.exists():
         return (
@@ -145,6 +145,17 @@ def lost_database(path: Path) -> str | None:
             f"backup, or delete {status} to start again with an empty database"
         )
     return None
+
+
+def status_path(database: Path) -> Path:
+    """Where the bot running on `database` writes its pid and what it sees."""
+    return database.with_name(database.name + ".lock")
+
+
+def reported_problem(database: Path) -> tuple[str | None, str] | None:
+    """(pid, state) when the bot on `database` reports trouble (a full disk, say), else None."""
+    pid, state = read_status(status_path(database))
+    return (pid, state) if state not in (None, "ok", "stopped") else None
 
 
 def read_status(path: Path) -> tuple[str | None, str | None]:

@@ -18,6 +18,7 @@ from bot.durations import duration_argument, format_duration, parse_duration
 from bot.errors import AlertbotError
 from bot.rules.backtest import Backtest, RuleDiff, Story
 from bot.rules.files import read_rule_set
+from bot.rules.language import Rule
 from bot.rules.matcher import Rulebook
 
 SHOWN = 20  # stories listed per side and rule in the text report (--json lists all)
@@ -87,13 +88,21 @@ def cmd_backtest(args: argparse.Namespace, clock: Callable[[], float] = time.tim
 
 def _valid_rules(path: Path) -> Rulebook | None:
     """The rule set compiled, or None after printing every problem as `rules check` does."""
+    rules = checked_rules(path, "nothing was backtested")
+    return None if rules is None else Rulebook(rules)
+
+
+# here, not with `rules check` in bot.cli.rules: that module imports this one
+def checked_rules(path: Path, outcome: str) -> list[Rule] | None:
+    """The rules under `path`; or None after printing each problem (FILE:LINE: message) and
+    their count, with `outcome`: what was not done because of them."""
     rules, problems = read_rule_set(path)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
-        print(f"{len(problems)} problem(s); nothing was backtested", file=sys.stderr)
+        print(f"{len(problems)} problem(s); {outcome}", file=sys.stderr)
         return None
-    return Rulebook(rules)
+    return rules
 
 
 def as_text(result: Backtest, path: Path, since: str) -> str:

@@ -9,12 +9,13 @@ import os
 import sys
 from pathlib import Path
 
+from bot.cli.backtest import checked_rules
 from bot.cli.backtest import register_actions as register_backtest
 from bot.cli.evaluate import register as register_eval
 from bot.cli.feedback import register_actions as register_feedback
 from bot.errors import RuleError
 from bot.models import Item, Match
-from bot.rules.files import load_rules, read_rule_set
+from bot.rules.files import load_rules
 from bot.rules.language import Example, Rule
 from bot.rules.matcher import Rulebook
 from bot.rules.text import is_text
@@ -56,11 +57,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when every rule file is valid; else one FILE:LINE: message per problem."""
     path = args.path or default_rules_path()
-    rules, problems = read_rule_set(path)
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s); no rule was loaded", file=sys.stderr)
+    rules = checked_rules(path, "no rule was loaded")
+    if rules is None:
         return 1
     print(f"{len(rules)} rule(s) OK in {path}")
     return 0

@@ -22,14 +22,13 @@ from bot.rules.language import Term
 from bot.rules.text import (
     BOUNDARY,
     SENTENCE_JOINER,
+    WORD,
     canonical,
     has_astral,
     sentence_spans,
     sentence_word_starts,
 )
 from bot.rules.windows import Sentence
-
-_WORD = re.compile(r"[^\W_]+")
 
 
 def _word_starts(text: str, spans: list[tuple[int, int, int]]) -> list[int] | None:
@@ -41,7 +40,7 @@ def _word_starts(text: str, spans: list[tuple[int, int, int]]) -> list[int] | No
         return None
     starts, count = [0], 0
     for start, end, _ in spans:
-        count += len(_WORD.findall(text, start, end))
+        count += len(WORD.findall(text, start, end))
         starts.append(count)
     return starts
 

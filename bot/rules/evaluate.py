@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.errors import Problem
-from bot.models import Item
+from bot.models import Item, Match, Window
 from bot.rules.language import Expr, Leaf, Rule, sentences_window
 from bot.rules.matcher import Rulebook
 
@@ -142,7 +142,7 @@ def evaluate(rulebook: Rulebook, cases: list[Case]) -> Report:
             score = report.rules[rule_id]
             score.forbidden += 1
             if rule_id in matches:
-                why = _why_fired(case, matches[rule_id])
+                why = _why_fired(rulebook.fields(item), matches[rule_id])
                 report.findings.append(Finding(case.id, rule_id, "false alarm", why))
             else:
                 score.quiet += 1
@@ -163,13 +163,13 @@ def _score_expected(
     rule = rulebook.get(rule_id)
     assert rule is not None
     found, traced = rulebook.trace(item, rule_id)
-    why = explain_miss(rule, found, [(_quote(case, w), present) for w, present in traced])
+    fields = rulebook.fields(item)
+    why = explain_miss(rule, found, [(_quote(fields, w), present) for w, present in traced])
     report.findings.append(Finding(case.id, rule_id, "miss", why))
 
 
-def _quote(case: Case, window: object) -> str:
-    text = case.title if getattr(window, "field", "") == "title" else case.text
-    return _shorten(text[window.start : window.end])  # type: ignore[attr-defined]
+def _quote(fields: dict[str, str], window: Window) -> str:
+    return _shorten(fields[window.field][window.start : window.end])
 
 
 def _shorten(text: str, limit: int = 90) -> str:
@@ -177,10 +177,8 @@ def _shorten(text: str, limit: int = 90) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _why_fired(case: Case, match: object) -> str:
-    window = match.windows[0]  # type: ignore[attr-defined]
-    terms = ", ".join(match.terms)  # type: ignore[attr-defined]
-    return f'fired on terms {terms} in "{_quote(case, window)}"'
+def _why_fired(fields: dict[str, str], match: Match) -> str:
+    return f'fired on terms {", ".join(match.terms)} in "{_quote(fields, match.windows[0])}"'
 
 
 def explain_miss(rule: Rule, found: set[str], windows: list[tuple[str, set[str]]]) -> str:

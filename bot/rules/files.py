@@ -44,6 +44,7 @@ def read_rule_set(path: Path) -> tuple[list[Rule], list[Problem]]:
     problems: list[Problem] = []
     shared = _read_shared_groups(folder / "terms", problems)
     rules = [rule for f in files if (rule := _read_rule(f, shared, problems)) is not None]
+    release_inflection()  # the `~` forms are made: the dictionaries are not needed now
     if path.is_dir() and not files:
         problems.append(Problem(str(path), 1, "no rule files (*.yaml) in this folder"))
     problems += _duplicate_ids(rules)
@@ -374,7 +375,6 @@ def _duplicate_ids(rules: list[Rule]) -> list[Problem]:
 def load_rules(path: Path | str) -> Rulebook:
     """Every rule under `path` (a folder or one file), compiled; RuleError lists every problem."""
     rules, problems = read_rule_set(Path(path))
-    release_inflection()  # the `~` forms are made: the dictionaries are not needed now
     if problems:
         raise RuleError(problems)
     return Rulebook(rules)

@@ -121,17 +121,26 @@ class Rulebook:
         """Distinct terms across all rules."""
         return len(self._terms)
 
+    @staticmethod
+    def fields(item: Item) -> dict[str, str]:
+        """The item's title and content as matched, without invisible characters: every
+        Window's offsets are into these, so quotes must be cut from them, not from the item."""
+        return {
+            "title": strip_invisible(item.title or ""),
+            "content": strip_invisible(item.text or ""),
+        }
+
     def explain(self, item: Item, rule_id: str) -> list[str]:
         """The rule's positive terms that occur anywhere in the item (to say what is missing)."""
         compiled = next(c for c in self._compiled if c.rule.id == rule_id)
-        found = self._scan_field(item.title or "").found | self._scan_field(item.text or "").found
+        found = set().union(*(self._scan_field(text).found for text in self.fields(item).values()))
         return sorted({self._terms[i].text for i in found & compiled.positive})
 
     def trace(self, item: Item, rule_id: str) -> tuple[set[str], list[tuple[Window, set[str]]]]:
         """For explaining a result: the rule's terms (as written) found anywhere in the item,
         and each window the rule is judged in, with the rule's terms found in it."""
         compiled = next(c for c in self._compiled if c.rule.id == rule_id)
-        fields = {"title": item.title or "", "content": item.text or ""}
+        fields = self.fields(item)
         scans = {name: self._scan_field(text) for name, text in fields.items()}
         by_words = not isinstance(compiled.rule.within, str)
         relevant = [
@@ -208,8 +217,7 @@ class Rulebook:
 
     def match(self, item: Item) -> list[Match]:
         """Every rule that fires on `item`, in rule order, with windows, terms and snippets."""
-        title, text = strip_invisible(item.title or ""), strip_invisible(item.text or "")
-        fields = {"title": title, "content": text}
+        fields = self.fields(item)
         scans = {name: self._scan_field(text) for name, text in fields.items()}
         present = {name: scan.found for name, scan in scans.items()}
         candidates = self._candidates(item, present)

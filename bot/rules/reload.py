@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import stat
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def snapshot(path: Path) -> Snapshot:
         except OSError:  # deleted meanwhile, a broken link or a loop: listed by name alone
             out.append((str(entry), -1, -1))
             continue
-        if not entry.is_dir():
+        if not stat.S_ISDIR(st.st_mode):  # the stat in hand, as is_dir() would take another
             out.append((str(entry), st.st_size, st.st_mtime_ns))
     return tuple(out)
 

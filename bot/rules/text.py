@@ -131,7 +131,7 @@ def _words_of_bmp(text: str) -> list[str]:
 _MAX_REPLACED = 48  # beyond this many distinct characters, one translate pass is cheaper
 
 
-_WORD = re.compile(r"[^\W_]+")
+WORD = re.compile(r"[^\W_]+")  # a run of letters and digits: a word as shown and counted
 
 
 def has_astral(text: str) -> bool:
@@ -152,9 +152,9 @@ class Token(NamedTuple):
 def tokens(text: str) -> list[Token]:
     """Words of `text` with their character spans (for highlighting, not for the hot path)."""
     if text.isascii():
-        return [Token(m.start(), m.end(), m[0].lower(), m[0]) for m in _WORD.finditer(text)]
+        return [Token(m.start(), m.end(), m[0].lower(), m[0]) for m in WORD.finditer(text)]
     out = []
-    for m in _WORD.finditer(text):
+    for m in WORD.finditer(text):
         # a word only splits further in odd cases (e.g. NFKC of "½"): keep the whole span
         out += [Token(m.start(), m.end(), part, m[0]) for part in _folded_word(m[0])]
     return out

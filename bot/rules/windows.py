@@ -55,10 +55,8 @@ def windows(within: str | int, sents: list[Sentence], own: frozenset[int]) -> It
         count = sentences_window(within)
         for field_name in ("title", "content"):
             own_field = [s for s in sents if s.field == field_name]
-            if count:
-                yield from _sentence_windows(count, own_field, own)
-            else:
-                yield from _sweep(int(within), _word_hits(own_field, own), own_field)
+            hits = _sentence_hits(own_field, own) if count else _word_hits(own_field, own)
+            yield from _sweep(count or int(within), hits, own_field)
 
 
 def _word_hits(sents: list[Sentence], own: frozenset[int]) -> list[tuple[int, int, int]]:
@@ -71,27 +69,12 @@ def _word_hits(sents: list[Sentence], own: frozenset[int]) -> list[tuple[int, in
     )
 
 
-def _sentence_windows(
-    count: int, sents: list[Sentence], own: frozenset[int]
-) -> Iterator[WindowParts]:
-    """Every distinct run of the rule's sentences that `count` consecutive sentences hold.
-
-    As in _sweep, the sentences inside [start, start + count) only change when one enters
-    (start = number - count + 1) or leaves (start = number + 1); sentences come in order.
-    """
-    parts = [(s, ids) for s in sents if (ids := own.intersection(s.hits))]
-    numbers = [s.number for s, _ in parts]
-    starts = sorted({n + 1 for n in numbers} | {max(0, n - count + 1) for n in numbers})
-    low = high = 0
-    last = (-1, -1)
-    for start in starts:
-        while high < len(parts) and numbers[high] < start + count:
-            high += 1
-        while low < high and numbers[low] < start:
-            low += 1
-        if low < high and (low, high) != last:
-            last = (low, high)
-            yield parts[low:high]
+def _sentence_hits(sents: list[Sentence], own: frozenset[int]) -> list[tuple[int, int, int]]:
+    """(sentence number, term id, sentence index) of each of the rule's terms in each sentence,
+    in order: N-sentence windows are N-word windows over sentence numbers."""
+    return sorted(
+        (s.number, term_id, n) for n, s in enumerate(sents) for term_id in own.intersection(s.hits)
+    )
 
 
 def _sweep(

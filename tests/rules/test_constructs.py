@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.models import Item, Match
+from bot.rules import inflect
 from bot.rules.files import load_rules, read_rule_set
 from bot.rules.inflect import word_forms
 from bot.rules.language import parse_terms
@@ -165,6 +166,14 @@ def test_inflection_knows_places_no_dictionary_has() -> None:
 def test_inflected_terms_ignore_case_and_accents(tmp_path: Path) -> None:
     book = rulebook(tmp_path, 'match: {all: ["~учения"]}\n')
     assert fires(book, "НАЧАЛИСЬ УЧЕ́НИЯ")
+
+
+def test_reading_a_rule_set_drops_the_dictionaries(tmp_path: Path) -> None:
+    inflect._analyzer("ru")  # loaded, as by a `~` word no cache holds forms of yet
+    (tmp_path / "r.yaml").write_text('match: {all: ["~учения"]}\n', encoding="utf-8")
+    rules, found = read_rule_set(tmp_path)  # as `rules check` and `rules backtest` read them
+    assert rules and not found
+    assert inflect._analyzer.cache_info().currsize == 0  # about 40 MB not kept
 
 
 # --- validation (FILE:LINE) ------------------------------------------------------------------

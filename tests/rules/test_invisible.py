@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.models import Item
+from bot.rules.evaluate import Case, evaluate
 from bot.rules.files import load_rules
 from bot.rules.text import canonical, strip_invisible
 
@@ -73,3 +74,28 @@ def test_match_command_sees_through_invisibles() -> None:
     [match] = json.loads(result.stdout)["matches"]
     assert match["rule"] == "kursk"
     assert match["snippets"] == ["Ukrainian **forces** **advanced** in **Kursk** Oblast."]
+
+
+def test_evaluate_quotes_whole_sentences_after_invisibles(tmp_path: Path) -> None:
+    (tmp_path / "kursk.yaml").write_text("match: {all: [Kursk, troops]}\n", encoding="utf-8")
+    rulebook = load_rules(tmp_path)
+    hidden = "\u200b" * 10  # window offsets are into the text without them
+    text = f"{hidden}Ukrainian troops advanced in Kursk Oblast on Monday."
+    fired = Case("fired", text, not_=("kursk",))
+    missed = Case("missed", f"{hidden}Shelling hit Kursk Oblast on Monday.", expect=("kursk",))
+    report = evaluate(rulebook, [fired, missed])
+    why = {finding.case: finding.why for finding in report.findings}
+    assert why["fired"].endswith(' in "Ukrainian troops advanced in Kursk Oblast on Monday."')
+    assert why["missed"].endswith(' closest: "Shelling hit Kursk Oblast on Monday."')
+
+
+def test_explain_and_trace_see_regex_terms_through_invisibles(tmp_path: Path) -> None:
+    rule = 'match: {all: ["/joint sword/", drill*]}\n'
+    (tmp_path / "r.yaml").write_text(rule, encoding="utf-8")
+    rulebook = load_rules(tmp_path)
+    item = Item("f", "u", "k", "", "", None, "\u200bJoint \u200bSword began. Drills follow.")
+    assert rulebook.explain(item, "r") == ["/joint sword/", "drill*"]
+    found, traced = rulebook.trace(item, "r")
+    assert found == {"/joint sword/", "drill*"}
+    text = rulebook.fields(item)["content"]
+    assert [text[w.start : w.end] for w, _ in traced] == ["Joint Sword began.", "Drills follow."]

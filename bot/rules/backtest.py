@@ -100,22 +100,18 @@ class Backtest:
             )
         return matches
 
-    def merge(self, other: Backtest) -> None:
-        """Fold in another part of the same scan (another process's share of the items)."""
-        self.items += other.items
-        for mine, theirs in ((self._before, other._before), (self._after, other._after)):
-            for rule_id, stories in theirs.items():
-                for seen in stories.values():
-                    _note(mine, rule_id, seen)
-
     def parts(self) -> tuple[int, Side, Side]:
-        """What `merge` needs, as plain data (to send from a worker process)."""
+        """What `merge_parts` needs, as plain data (to send from a worker process)."""
         return self.items, self._before, self._after
 
     def merge_parts(self, parts: tuple[int, Side, Side]) -> None:
-        """`merge` with what another process's `parts()` returned."""
+        """Fold in another part of the same scan: what another process's `parts()` returned."""
         items, before, after = parts
-        self.merge(Backtest(self.rulebook, self.only, self.render, items, before, after))
+        self.items += items
+        for mine, theirs in ((self._before, before), (self._after, after)):
+            for rule_id, stories in theirs.items():
+                for seen in stories.values():
+                    _note(mine, rule_id, seen)
 
     def diffs(self, rule_ids: Iterable[str] | None = None) -> list[RuleDiff]:
         """Per rule (the edited set's, in its order, unless `rule_ids` says otherwise)."""

@@ -90,13 +90,22 @@ def _agreeing(words: tuple[str, ...], parses: list[list[Any]], grammemes: set[st
     return combos
 
 
+def _normal(word: str) -> str:
+    return word.lower().replace("ʼ", "'").replace("’", "'")
+
+
+def _likeliest(parses: list[Any]) -> list[Any]:
+    """The readings with the part of speech of the first (likeliest) one."""
+    return [p for p in parses if p.tag.POS == parses[0].tag.POS]
+
+
 def _readings(word: str) -> list[Any]:
     """The dictionary readings of a word with its likeliest part of speech."""
-    word = word.lower().replace("ʼ", "'").replace("’", "'")
+    word = _normal(word)
     for lang in _languages(word):
         known = [p for p in _analyzer(lang).parse(word) if p.is_known]
         if known:
-            return [p for p in known if p.tag.POS == known[0].tag.POS]
+            return _likeliest(known)
     return _analyzer(_languages(word)[0]).parse(word)[:1]
 
 
@@ -108,7 +117,7 @@ def word_forms(word: str) -> tuple[str, ...]:
     "удар" brings its noun forms, not those of the verb "ударити"); an unknown word (a place
     name) gets the forms the analyser predicts for it.
     """
-    word = word.lower().replace("ʼ", "'").replace("’", "'")
+    word = _normal(word)
     forms = {word}
     languages = _languages(word)
     readings = {lang: _analyzer(lang).parse(word) for lang in languages}
@@ -116,7 +125,6 @@ def word_forms(word: str) -> tuple[str, ...]:
     if not any(known.values()):  # a name no dictionary has: the first language's guess
         known = {languages[0]: readings[languages[0]][:1]}
     for parses in known.values():
-        for parse in parses:
-            if parse.tag.POS == parses[0].tag.POS:
-                forms.update(form.word for form in parse.lexeme)
+        for parse in _likeliest(parses) if parses else ():
+            forms.update(form.word for form in parse.lexeme)
     return tuple(sorted(forms))

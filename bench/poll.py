@@ -10,8 +10,11 @@ LATENCY seconds of simulated server time, then measures with alertbot's default 
 connections, 4 per host):
   cycle_s            a full cycle on a fresh database: every feed and item is new
   unchanged_cycle_s  the next cycle: every feed answers 304 to our conditional request
+  news_cycle_s       the cycle after: every feed has published NEWS new items on top (its
+                     oldest ones drop off), as busy feeds do between two polls
   baseline_s         `feedparser.parse(url)` feed after feed (no matching, no storing)
-Last line: feeds=N cycle_s=X unchanged_cycle_s=Y baseline_s=Z speedup=Z/X peak_rss_mb=M
+Last line: feeds=N cycle_s=X unchanged_cycle_s=Y news_cycle_s=W baseline_s=Z speedup=Z/X
+peak_rss_mb=M
 
 --compare-neardup measures the near-duplicate check's cost in the same run: four first cycles,
 each on a fresh database, with the check as shipped (on) and switched off here (off: the
@@ -19,11 +22,13 @@ bench's Poller sketches nothing, so nothing is looked up or stored), in the orde
 off, on (drift and warm-up fall on both alike; the first "on" cycle also imports numpy, as
 a bot's first cycle does). A line per cycle gives its wall time, the main process's CPU time
 (where the check runs; steadier than wall time on a shared machine), what it wrote (the
-database and its WAL), and how many items were sketched (a body has about 450 words, of which
-the first 200 count: far more than MIN_SHINGLES runs), too short to sketch, and looked up.
-The last line's cycle_s is then the mean of the "on" cycles and unchanged_cycle_s the mean of
-all four, followed by neardup_on_s, neardup_off_s, neardup_cost_s (on - off) and the same
-three for the main process's CPU seconds.
+database and its WAL), the news cycle's wall time, CPU time and alerts, and how many items
+were sketched in the run (a body has about 450 words, of which the first 200 count: far more
+than MIN_SHINGLES runs), too short to sketch, and looked up.
+The last line's cycle_s and news_cycle_s are then the means of the "on" runs and
+unchanged_cycle_s the mean of all four, followed by neardup_on_s, neardup_off_s,
+neardup_cost_s (on - off) and the same three for the main process's CPU seconds, then the
+same six for the news cycle (news_on_s ... news_cost_cpu_s).
 
 The default latency is 0, the issue's setup (a local server): it measures CPU, and the
 speedup is then what two cores buy over a baseline that does less work per feed (no text
@@ -46,7 +51,8 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from multiprocessing import Event, Process, Queue
+from multiprocessing import Event, Process, Queue, Value
+from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from statistics import fmean
 from xml.sax.saxutils import escape
@@ -77,43 +83,59 @@ WORDS = (
 ).split()
 
 
-def feed_body(feed: int, items: int) -> bytes:
-    """About 3 KB per item; one item in ten carries a sentence that some rule matches."""
-    rng = random.Random(feed)
-    parts = []
-    for n in range(items):
-        sentences = [
-            " ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "." for _ in range(38)
-        ]
-        if rng.random() < 0.1:
-            sentences[rng.randrange(len(sentences))] = rng.choice(MATCHING)
-        text = " ".join(sentences)
-        parts.append(
-            f"<item><title>Feed {feed} report {n}</title>"
-            f"<link>https://example.org/{feed}/{n}</link><guid>urn:{feed}:{n}</guid>"
-            f"<pubDate>Mon, 14 Oct 2024 {n % 24:02d}:{n % 60:02d}:00 GMT</pubDate>"
-            f"<description>{escape(text)}</description></item>"
-        )
+def feed_body(feed: int, items: int, news: int = 0) -> bytes:
+    """About 3 KB per item; one item in ten carries a sentence that some rule matches. With
+    `news`, that many new items come first and as many of the oldest are gone."""
+    rng, fresh = random.Random(feed), random.Random(f"news {feed}")
+    old = [item_xml(feed, n, n, rng) for n in range(items)]
+    new = [item_xml(feed, f"new{n}", items + n, fresh) for n in range(news)]
     return (
         '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
         f"<title>Feed {feed}</title><link>https://example.org/{feed}</link>"
-        + "".join(parts)
+        + "".join(new[::-1] + old[: items - news])
         + "</channel></rss>"
     ).encode()
 
 
-def handler(body: bytes, etag: str, latency: float):  # type: ignore[no-untyped-def]
+def item_xml(feed: int, name: int | str, n: int, rng: random.Random) -> str:
+    sentences = [
+        " ".join(rng.choice(WORDS) for _ in range(12)).capitalize() + "." for _ in range(38)
+    ]
+    if rng.random() < 0.1:
+        sentences[rng.randrange(len(sentences))] = rng.choice(MATCHING)
+    return (
+        f"<item><title>Feed {feed} report {name}</title>"
+        f"<link>https://example.org/{feed}/{name}</link><guid>urn:{feed}:{name}</guid>"
+        f"<pubDate>Mon, 14 Oct 2024 {n % 24:02d}:{n % 60:02d}:00 GMT</pubDate>"
+        f"<description>{escape(' '.join(sentences))}</description></item>"
+    )
+
+
+def handler(editions: list[bytes], edition: Synchronized, latency: float):  # type: ignore[no-untyped-def,type-arg]
+    """Serves the feed's current edition (`edition`, set by the bench between cycles)."""
+
     def handle(request: Request) -> Response:
+        etag = f'"{edition.value}"'
         if request.headers.get("if-none-match") == etag:
             return Response(status=304, headers={"ETag": etag}, delay=latency)
         headers = {"Content-Type": "application/rss+xml", "ETag": etag}
-        return Response(headers=headers, body=body, delay=latency)
+        return Response(headers=headers, body=editions[edition.value], delay=latency)
 
     return handle
 
 
-async def cycles(feeds: list[Feed], database: Path, workers: int | None) -> Cycles:
+NEWS = 2  # new items per feed between the unchanged cycle and the news cycle
+
+
+async def cycles(
+    feeds: list[Feed],
+    database: Path,
+    workers: int | None,
+    edition: Synchronized,  # type: ignore[type-arg]
+) -> Cycles:
+    """A first, an unchanged and a news cycle on a fresh database (the feeds' first edition)."""
     rulebook = load_rules(ROOT / "rules")
+    edition.value = 0
     with Store(database) as store, ParsePool(workers) as parser:
         async with Fetcher() as fetcher:  # the default limits, as `alertbot run` has them
             poller = Poller(store, fetcher, rulebook, parser=parser)
@@ -124,10 +146,19 @@ async def cycles(feeds: list[Feed], database: Path, workers: int | None) -> Cycl
             started = time.perf_counter()
             again = await poller.run_cycle(feeds, force=True)
             unchanged = time.perf_counter() - started
+            edition.value = 1
+            started, cpu = time.perf_counter(), time.process_time()
+            news = await poller.run_cycle(feeds, force=True)
+            news_s, news_cpu = time.perf_counter() - started, time.process_time() - cpu
+            edition.value = 0
         worker_mb = sum(peak_rss_mb(pid) for pid in parser.pids())
         processes = len(parser.pids()) if parser.processes else 0
     assert stats.failed == 0 and again.unchanged == len(feeds), (stats.errors, again.summary())
-    return Cycles(full, unchanged, len(stats.alerts), processes, worker_mb, full_cpu, written)
+    assert news.failed == 0 and news.items_new == NEWS * len(feeds), news.summary()
+    return Cycles(
+        full, unchanged, len(stats.alerts), processes, worker_mb, full_cpu, written,
+        news=news_s, news_cpu=news_cpu, news_alerts=len(news.alerts),
+    )  # fmt: skip
 
 
 def written_mb() -> float:
@@ -169,25 +200,32 @@ def neardup_check(on: bool) -> Iterator[None]:
         Poller._sketch, Poller._copies = shipped_sketch, shipped_copies  # type: ignore[method-assign]
 
 
-def compare_neardup(feeds: list[Feed], tmp: Path, workers: int | None) -> Cycles:
+def compare_neardup(
+    feeds: list[Feed],
+    tmp: Path,
+    workers: int | None,
+    edition: Synchronized,  # type: ignore[type-arg]
+) -> Cycles:
     """First cycles with the check on and off, in the order on, off, off, on."""
     runs: dict[bool, list[Cycles]] = {True: [], False: []}
     for n, on in enumerate((True, False, False, True)):
         database = tmp / f"bench{n}.db"
         with neardup_check(on):
-            run = asyncio.run(cycles(feeds, database, workers))
+            run = asyncio.run(cycles(feeds, database, workers, edition))
         for path in tmp.glob(f"{database.name}*"):  # a cycle's database is about 200 MB
             path.unlink()
         runs[on].append(run)
         print(
             f"neardup={'on' if on else 'off'} cycle_s={run.full:.2f} main_cpu_s={run.cpu:.2f} "
-            f"written_mb={run.written:.0f} "
+            f"written_mb={run.written:.0f} news_cycle_s={run.news:.2f} "
+            f"news_main_cpu_s={run.news_cpu:.2f} news_alerts={run.news_alerts} "
             f"alerts={run.alerts} sketched={CHECKS['sketched']} "
             f"too_short={CHECKS['too_short']} looked_up={CHECKS['looked_up']}",
             flush=True,
         )
     on, off = runs[True], runs[False]
-    assert {r.alerts for r in on} == {r.alerts for r in off}, "the check changed the alerts"
+    alerts = {(r.alerts, r.news_alerts) for r in on + off}
+    assert len(alerts) == 1, f"the check changed the alerts: {alerts}"
     return replace(
         on[0],
         full=fmean(r.full for r in on),
@@ -196,6 +234,10 @@ def compare_neardup(feeds: list[Feed], tmp: Path, workers: int | None) -> Cycles
         cpu=fmean(r.cpu for r in on),
         off=fmean(r.full for r in off),
         off_cpu=fmean(r.cpu for r in off),
+        news=fmean(r.news for r in on),
+        news_cpu=fmean(r.news_cpu for r in on),
+        news_off=fmean(r.news for r in off),
+        news_off_cpu=fmean(r.news_cpu for r in off),
     )
 
 
@@ -208,8 +250,13 @@ class Cycles:
     worker_mb: float  # their peak memory, summed
     cpu: float = 0.0  # the first cycle's CPU time in this process
     written: float = 0.0  # MB the first cycle wrote (this process: the database)
+    news: float = 0.0  # the news cycle: NEWS new items per feed
+    news_cpu: float = 0.0
+    news_alerts: int = 0
     off: float | None = None  # --compare-neardup: the first cycle without the check
     off_cpu: float | None = None
+    news_off: float | None = None  # and the news cycle without it
+    news_off_cpu: float | None = None
 
 
 def peak_rss_mb(pid: int | None = None) -> float:
@@ -232,14 +279,23 @@ def baseline(urls: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def serve(feeds: int, items: int, hosts: int, latency: float, urls: Queue, stop: Event) -> None:
+def serve(
+    feeds: int,
+    items: int,
+    hosts: int,
+    latency: float,
+    urls: Queue,
+    stop: Event,
+    edition: Synchronized,  # type: ignore[type-arg]
+) -> None:
     """The feed servers, in their own process: on a real network they are other machines."""
     with ExitStack() as stack:
         servers = [stack.enter_context(running(f"127.0.0.{n + 1}")) for n in range(hosts)]
         # generated before serving: the server shares our cores, and a real one sends stored files
         for n in range(feeds):
             server, path = servers[n % hosts], f"/feeds/{n}.xml"
-            server.route(path, handler=handler(feed_body(n, items), f'"{n}"', latency))
+            editions = [feed_body(n, items), feed_body(n, items, NEWS)]
+            server.route(path, handler=handler(editions, edition, latency))
         urls.put([servers[n % hosts].url(f"/feeds/{n}.xml") for n in range(feeds)])
         stop.wait()
 
@@ -263,19 +319,18 @@ def main() -> None:
     )
     args = parser.parse_args()
     served: Queue = Queue()
-    stop = Event()
-    server = Process(
-        target=serve, args=(args.feeds, args.items, args.hosts, args.latency, served, stop)
-    )
+    stop, edition = Event(), Value("i", 0)
+    setup = (args.feeds, args.items, args.hosts, args.latency, served, stop, edition)
+    server = Process(target=serve, args=setup)
     server.start()
     try:
         urls = served.get(timeout=600)
         feeds = [Feed(name=f"feed-{n}", url=url, backfill=args.items) for n, url in enumerate(urls)]
         with tempfile.TemporaryDirectory() as tmp:
             if args.compare_neardup:
-                run = compare_neardup(feeds, Path(tmp), args.workers)
+                run = compare_neardup(feeds, Path(tmp), args.workers, edition)
             else:
-                run = asyncio.run(cycles(feeds, Path(tmp) / "bench.db", args.workers))
+                run = asyncio.run(cycles(feeds, Path(tmp) / "bench.db", args.workers, edition))
         base = baseline(urls)
     finally:
         stop.set()
@@ -290,6 +345,7 @@ def main() -> None:
     )
     last = (
         f"feeds={args.feeds} cycle_s={run.full:.2f} unchanged_cycle_s={run.unchanged:.2f} "
+        f"news_cycle_s={run.news:.2f} "
         f"baseline_s={base:.2f} speedup={base / run.full:.2f} peak_rss_mb={peak:.0f}"
     )
     if run.off is not None and run.off_cpu is not None:
@@ -297,6 +353,13 @@ def main() -> None:
             f" neardup_on_s={run.full:.2f} neardup_off_s={run.off:.2f} "
             f"neardup_cost_s={run.full - run.off:+.2f} neardup_on_cpu_s={run.cpu:.2f} "
             f"neardup_off_cpu_s={run.off_cpu:.2f} neardup_cost_cpu_s={run.cpu - run.off_cpu:+.2f}"
+        )
+    if run.news_off is not None and run.news_off_cpu is not None:
+        last += (
+            f" news_on_s={run.news:.2f} news_off_s={run.news_off:.2f} "
+            f"news_cost_s={run.news - run.news_off:+.2f} news_on_cpu_s={run.news_cpu:.2f} "
+            f"news_off_cpu_s={run.news_off_cpu:.2f} "
+            f"news_cost_cpu_s={run.news_cpu - run.news_off_cpu:+.2f}"
         )
     print(last)
 

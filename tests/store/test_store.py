@@ -205,6 +205,24 @@ def test_record_item_is_new_once_and_known_after(store: Store) -> None:
     assert store.known_items("other", ["u1"], ["nope"], ["nope"]) == []
 
 
+def test_known_items_finds_a_long_feeds_rows_once_whatever_they_share(store: Store) -> None:
+    """A feed of 700 entries asks in several batches; a row met by its uid, story key and
+    fingerprint at once comes back once, and rows of other feeds only by story or text."""
+    ids = [
+        store.record_item(item(f"u{n}", f"example.org/{n}", f"Body {n}."), [], fingerprint=f"fp{n}")
+        for n in range(700)
+    ]
+    other = store.record_item(item("x", "example.org/4", feed="elsewhere"), [])
+    uids = [f"u{n}" for n in range(700)]
+    stories = [f"example.org/{n}" for n in range(0, 700, 2)]
+    prints = [f"fp{n}" for n in range(0, 700, 3)]
+    known = store.known_items("isw", uids, stories, prints)
+    assert [k.id for k in known] == sorted([*ids, other])
+    assert known[3].text == "Body 3." and known[3].uid == "u3"
+    assert [k.id for k in store.known_items("isw", [], [], ["fp699", "fp3"])] == [ids[3], ids[699]]
+    assert [k.id for k in store.known_items("nowhere", uids, [], [])] == []
+
+
 def test_two_entries_sharing_a_guid_are_two_rows(store: Store) -> None:
     a = store.record_item(item(text="one"), [])
     b = store.record_item(item(text="two", story_key="example.org/b"), [])

@@ -321,14 +321,19 @@ class Rulebook:
             else None
         )
         found = evidence(whole or satisfied, compiled.positive, self._terms)
-        terms = sorted({t.text for e in found for t in e.terms})
+        snippets = make_snippets(found, texts, words)
+        if whole and not snippets:
+            # what holds the rule alone is the headline (never quoted) or repeats it: quote
+            # the windows, so a rule that also fired in the body shows the body's sentences
+            found = evidence(satisfied, compiled.positive, self._terms)
+            snippets = make_snippets(found, texts, words)
         return Match(
             rule_id=rule.id,
             title=rule.title,
             level=rule.level,
             windows=spans(satisfied),
-            terms=tuple(terms),
-            snippets=make_snippets(found, texts, words),
+            terms=tuple(sorted({t.text for e in found for t in e.terms})),
+            snippets=snippets,
         )
 
 

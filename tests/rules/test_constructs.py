@@ -74,6 +74,24 @@ def test_snippets_quote_the_sentence_that_holds_the_rule_alone(tmp_path: Path) -
     assert [s.text for s in match.snippets] == ["The navy drills near the coast."]
 
 
+def test_snippets_quote_the_body_window_when_only_the_headline_holds_the_rule_alone(
+    tmp_path: Path,
+) -> None:
+    """The headline is never quoted: when it is the one sentence holding the rule alone, the
+    body's two-sentence window that fired too is quoted instead of nothing."""
+    book = rulebook(tmp_path, "match: {all: [navy, drill*]}\nwithin: 2 sentences\n")
+    title = "Navy drills off the coast"
+    [match] = matches(book, "The navy sailed at dawn. Drills began an hour later.", title)
+    assert [w.field for w in match.windows] == ["title", "content"]
+    assert [s.text for s in match.snippets] == [
+        "The navy sailed at dawn.",
+        "Drills began an hour later.",
+    ]
+    # a body sentence holding the rule alone is still preferred to the window
+    [match] = matches(book, "The navy sailed. Drills began. Navy drills are yearly.", title)
+    assert [s.text for s in match.snippets] == ["Navy drills are yearly."]
+
+
 # --- item: conditions on the whole item ------------------------------------------------------
 
 

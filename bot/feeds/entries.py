@@ -17,7 +17,8 @@ module alone decides their identities, so every format follows the same rules:
   guid or link shared by entries telling different stories never makes them one.
 
 Titles and texts lose their invisible characters here (bidi overrides, zero-width spaces),
-whatever the format, before anything is derived from them: a headline must not reach readers
+whatever the format, before anything is derived from them (a feed's own title too, through
+`visible_line`): a headline must not reach readers
 reversed, nor a keyword hide behind a zero-width space.
 """
 
@@ -70,8 +71,12 @@ def to_items(entries: Sequence[RawEntry], feed_name: str) -> list[Item]:
 
 
 def _visible(entry: RawEntry) -> RawEntry:
-    title = " ".join(strip_invisible(entry.title).split())
-    return replace(entry, title=title, text=strip_invisible(entry.text))
+    return replace(entry, title=visible_line(entry.title), text=strip_invisible(entry.text))
+
+
+def visible_line(text: str) -> str:
+    """A headline or a feed's own title as shown: invisible characters out, on one line."""
+    return " ".join(strip_invisible(text).split())
 
 
 def _uid(entry: RawEntry) -> str:

@@ -28,12 +28,11 @@ import feedparser
 from feedparser.namespaces import itunes, mediarss
 
 from bot.feeds.encoding import declare_utf8
-from bot.feeds.entries import RawEntry, to_items
+from bot.feeds.entries import RawEntry, to_items, visible_line
 from bot.feeds.htmltext import html_to_text, to_text
 from bot.feeds.jsonfeed import looks_like_json, parse_json_feed
 from bot.identity import body_fingerprints, clean_text
 from bot.models import Item
-from bot.rules.text import strip_invisible
 
 __all__ = ["ParsedFeed", "html_to_text", "parse_feed"]
 
@@ -94,7 +93,7 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_name: str, url: str) -
         title, version, raw, problem = parse_json_feed(body, url)
         if not version:
             problem = _not_a_feed(body, response_headers, problem)
-        return ParsedFeed(title, to_items(raw, feed_name), problem, version)
+        return ParsedFeed(visible_line(title), to_items(raw, feed_name), problem, version)
     # with a base, feedparser also "resolves" guids like "item-7" into URLs: uids would change
     # whenever the feed moves, so relative links are joined to `url` here instead
     response_headers.pop("content-location", None)
@@ -114,7 +113,7 @@ def parse_feed(body: bytes, headers: dict[str, str], feed_name: str, url: str) -
     feed = parsed.get("feed") or {}
     raw = [_raw_entry(entry, url) for entry in entries]
     return ParsedFeed(
-        title=_title(feed), items=to_items(raw, feed_name), bozo=bozo, version=version
+        title=visible_line(_title(feed)), items=to_items(raw, feed_name), bozo=bozo, version=version
     )
 
 
@@ -166,8 +165,7 @@ def _raw_entry(entry: Any, url: str) -> RawEntry:
 def _title(node: Any) -> str:
     title = node.get("title") or ""
     kind = (node.get("title_detail") or {}).get("type", "")
-    title = html_to_text(title) if "html" in kind else clean_text(title)
-    return " ".join(strip_invisible(title).split())  # the feed's own title is shown too
+    return html_to_text(title) if "html" in kind else clean_text(title)
 
 
 def _absolute(link: str, base: str) -> str:

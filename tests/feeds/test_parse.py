@@ -332,3 +332,17 @@ def test_short_undeclared_cyrillic_feed_reads_correctly(title: str, encoding: st
     body = f"<rss version='2.0'><channel><title>{title}</title></channel></rss>"
     parsed = parse_feed(body.encode(encoding), {}, "f", "https://x.org/feed")
     assert parsed.title == title
+
+
+@pytest.mark.parametrize("kind", ["rss", "json"])
+def test_a_feeds_own_title_loses_invisible_characters_in_every_format(kind: str) -> None:
+    """The feed's title is shown (`alertbot feeds`): a bidi override or a zero-width space in
+    it must not reach the operator, whether the feed is RSS or JSON Feed."""
+    hidden = "\u202eKur\u200bsk\u00a0 daily\u202c"
+    if kind == "rss":
+        body = f"<rss version='2.0'><channel><title>{hidden}</title></channel></rss>".encode()
+    else:
+        body = json.dumps(
+            {"version": "https://jsonfeed.org/version/1.1", "title": hidden, "items": []}
+        ).encode()
+    assert parse_feed(body, {}, "f", "https://x.org/feed").title == "Kursk daily"

@@ -18,8 +18,8 @@ module alone decides their identities, so every format follows the same rules:
 
 Titles and texts lose their invisible characters here (bidi overrides, zero-width spaces),
 whatever the format, before anything is derived from them (a feed's own title too, through
-`visible_line`): a headline must not reach readers
-reversed, nor a keyword hide behind a zero-width space.
+`visible_line`): a headline must not reach readers reversed, nor a keyword hide behind a
+zero-width space.
 """
 
 from __future__ import annotations

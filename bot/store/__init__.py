@@ -31,13 +31,16 @@ from bot.store.guard import (
     unwritable_reason,
 )
 from bot.store.schema import (
+    IN_CHUNK,
     MIGRATIONS,
     Migration,
     alert_from_json,
     alert_to_json,
+    in_chunks,
     item_rules,
     match_to_json,
     migrate,
+    placeholders,
 )
 from bot.store.sketches import PendingBands, SketchRow, SketchStore
 
@@ -59,7 +62,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-_CHUNK = 300  # SQLite's default limit on bound parameters is far above this
 
 
 class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore, SketchStore):
@@ -231,13 +233,11 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore, SketchStore):
         wanted = [(column, prefix, sorted({v for v in values if v}))
                   for column, prefix, values in lookups]  # fmt: skip
         found: dict[int, KnownItem] = {}
-        for start in range(0, max(len(values) for _, _, values in wanted), _CHUNK):
+        for start in range(0, max(len(values) for _, _, values in wanted), IN_CHUNK):
             ids, params = [], []
             for column, prefix, values in wanted:
-                if chunk := values[start : start + _CHUNK]:
-                    ids.append(
-                        f"SELECT id FROM items WHERE {column} IN ({', '.join('?' * len(chunk))})"
-                    )
+                if chunk := values[start : start + IN_CHUNK]:
+                    ids.append(f"SELECT id FROM items WHERE {column} IN ({placeholders(chunk)})")
                     params += [*prefix, *chunk]
             for row in self._query(
                 "SELECT id, feed, uid, story_key, content_hash, fingerprint, rules, title, text, "
@@ -254,9 +254,7 @@ class Store(FeedStore, ChatStore, ArticleStore, FeedbackStore, SketchStore):
         """(story_key, rule_id) -> when that rule last alerted that story."""
         keys = sorted(set(story_keys))
         out: dict[tuple[str, str], float] = {}
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_chunks(keys):
             for story, rule, at in self._query(
                 "SELECT story_key, rule_id, max(alerted_at) FROM matches "
                 f"WHERE alerted_at IS NOT NULL AND story_key IN ({marks}) GROUP BY 1, 2",

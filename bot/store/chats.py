@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.logs import redact
 from bot.models import Alert, Item, Match
-from bot.store.schema import alert_from_json, alert_to_json
+from bot.store.schema import alert_from_json, alert_to_json, placeholders
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -216,11 +216,10 @@ class ChatStore:
     ) -> int:
         """One outbox row per active subscribed chat, naming the rules that chat follows."""
         by_rule = {m.rule_id: m for m in alerting}
-        marks = ", ".join("?" * len(by_rule))
         chats: dict[int, list[str]] = {}
         for chat_id, rule_id in db.execute(
             "SELECT s.chat_id, s.rule_id FROM subscriptions s JOIN subscribers c USING (chat_id) "
-            f"WHERE c.active = 1 AND s.rule_id IN ({marks}) ORDER BY s.chat_id",
+            f"WHERE c.active = 1 AND s.rule_id IN ({placeholders(by_rule)}) ORDER BY s.chat_id",
             list(by_rule),
         ).fetchall():
             chats.setdefault(chat_id, []).append(rule_id)

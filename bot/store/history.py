@@ -19,10 +19,9 @@ from bot.errors import StoreError
 from bot.identity import normalize_link
 from bot.models import Item
 from bot.rules.backtest import StoredMatch
-from bot.store.schema import item_from_row, match_from_json
+from bot.store.schema import in_chunks, item_from_row, match_from_json
 
 BATCH = 2000
-_CHUNK = 300
 
 
 @dataclass(frozen=True)
@@ -136,11 +135,8 @@ def _matches(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[StoredM
 
 
 def _articles(conn: sqlite3.Connection, keys: set[str]) -> dict[str, str]:
-    wanted = sorted(keys)
     out: dict[str, str] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
+    for chunk, marks in in_chunks(sorted(keys)):
         out.update(
             conn.execute(
                 f"SELECT key, text FROM articles WHERE text IS NOT NULL AND key IN ({marks})",

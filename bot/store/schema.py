@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
@@ -201,6 +201,21 @@ def _version(db: Database, known: int) -> int:
             f"({known}): upgrade alertbot, or point it at another database"
         )
     return version
+
+
+IN_CHUNK = 300  # values per `IN (...)`: SQLite's limit on bound parameters is far above this
+T = TypeVar("T")
+
+
+def in_chunks(values: Sequence[T]) -> Iterator[tuple[Sequence[T], str]]:
+    """`values` in slices of at most IN_CHUNK, each with its placeholders ("?, ?, ?")."""
+    for start in range(0, len(values), IN_CHUNK):
+        chunk = values[start : start + IN_CHUNK]
+        yield chunk, placeholders(chunk)
+
+
+def placeholders(values: Sized) -> str:
+    return ", ".join("?" * len(values))
 
 
 # -- JSON forms ------------------------------------------------------------------------------

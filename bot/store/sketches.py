@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot.store.schema import in_chunks
+
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
-_CHUNK = 300
 _FLUSH_CHUNK = 5000  # signatures indexed per statement batch: bounds memory after a migration
 
 
@@ -69,9 +70,7 @@ class SketchStore:
         each item's row once: the poller asks once per feed for all its new reports)."""
         items: dict[int, list[int]] = {}
         keys = sorted(set(bands))
-        for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_chunks(keys):
             for band, item_id in self._query(
                 f"SELECT band, item_id FROM item_bands WHERE band IN ({marks})", chunk
             ):
@@ -94,10 +93,7 @@ class SketchStore:
     def _sketch_rows(self, item_ids: set[int]) -> dict[int, SketchRow]:
         """The signature, story, rules and text of these items (those that still exist)."""
         found: dict[int, SketchRow] = {}
-        ids = sorted(item_ids)
-        for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            marks = ", ".join("?" * len(chunk))
+        for chunk, marks in in_chunks(sorted(item_ids)):
             for row in self._query(f"{_SELECT} WHERE s.item_id IN ({marks})", chunk):
                 found[row[0]] = SketchRow(*row)
         return found
